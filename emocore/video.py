@@ -1,0 +1,267 @@
+"""Reading a video: its true metadata, and frames sampled at a fixed rate in one sequential pass.
+
+    with open_video(path) as video:
+        video.info.duration_s, video.info.rotation
+        for frame in video.sample(rate=2.0, max_side=1280):
+            frame.time_s, frame.image          # RGB uint8, upright (rotation applied)
+
+Sampling never seeks: it decodes every frame in order (PyAV, frame-threaded) and converts only the
+frames it keeps, which costs about one full decode (PERFORMANCE.md). The same pass can feed a
+cheap per-frame signal to a shot detector (`on_frame`): a tiny BGR image built from the decoder's
+own planes, with no colour conversion of the full frame.
+
+Errors while opening raise `VideoError` with a one-line reason. Decoding errors after the first
+frames are tolerated: the broken packets are skipped and counted, so a video with a corrupt middle
+still yields its readable frames (`Video.decode_errors` says how many were skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from emocore.errors import VideoError
+
+log = logging.getLogger("emocore")
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
+
+#: Long side (pixels) of the tiny frames handed to shot detection.
+TINY_SIDE = 96
+_PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+#: Decoding errors tolerated in one file before it is declared unreadable.
+MAX_DECODE_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video is, as a player would show it (width and height after rotation)."""
+
+    duration_s: float
+    fps: float
+    frame_count: int
+    """The container's frame count, or duration × fps when it does not say."""
+    width: int
+    height: int
+    rotation: int
+    """Degrees clockwise a player rotates the coded picture for display: 0, 90, 180 or 270."""
+    codec: str
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    index: int
+    """Position among the sampled frames, from 0."""
+    time_s: float
+    image: np.ndarray
+    """RGB uint8, upright."""
+
+
+def _rotation_of(stream: av.video.stream.VideoStream, first: av.VideoFrame | None) -> int:
+    """Clockwise display rotation from the display matrix, normalised to 0/90/180/270."""
+    angle = 0.0
+    if first is not None and getattr(first, "rotation", None) is not None:
+        angle = float(first.rotation)
+    elif stream.metadata.get("rotate"):
+        angle = -float(stream.metadata["rotate"])
+    # FFmpeg's display-matrix angle is counter-clockwise; players turn the picture clockwise.
+    return int(round(-angle / 90.0)) % 4 * 90
+
+
+def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+
+
+def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Size that fits `max_side` on the long side, even numbers, never upscaled."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def tiny_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A small BGR picture of the frame (long side ≈ TINY_SIDE), from the decoder's planes.
+
+    For planar YUV the planes are subsampled by slicing and only the tiny result is converted;
+    other pixel formats go through swscale at the tiny size.
+    """
+    width, height = frame.width, frame.height
+    if frame.format.name in _PLANAR_YUV:
+        y_plane, u_plane, v_plane = (
+            np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size) for plane in frame.planes
+        )
+        cw = frame.planes[1].width
+        ch = frame.planes[1].height
+        step = max(1, math.ceil(max(cw, ch) / TINY_SIDE))
+        u = u_plane[:ch:step, :cw:step]
+        v = v_plane[:ch:step, :cw:step]
+        sy, sx = height // ch, width // cw
+        y = y_plane[: ch * sy : step * sy, : cw * sx : step * sx][: u.shape[0], : u.shape[1]]
+        return cv2.cvtColor(np.dstack((y, u, v)), cv2.COLOR_YUV2BGR)
+    tw, th = _fit(width, height, TINY_SIDE)
+    return frame.reformat(width=tw, height=th, format="bgr24").to_ndarray()
+
+
+class Video:
+    """An open video file. Use `open_video(path)`; iterate with `sample()` once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.decode_errors = 0
+        try:
+            self._container = av.open(str(self.path), metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"not a readable video ({_reason(exc)})") from exc
+        except OSError as exc:
+            raise VideoError(f"cannot open file ({exc.strerror or exc})") from exc
+        try:
+            self.info = self._probe()
+        except Exception:
+            self._container.close()
+            raise
+
+    def _probe(self) -> VideoInfo:
+        container = self._container
+        if not container.streams.video:
+            raise VideoError("no video stream in the file")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.name:
+            raise VideoError("unknown video codec")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = 0.0
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        frames = int(stream.frames or 0) or (round(duration * fps) if fps else 0)
+        width = stream.codec_context.width
+        height = stream.codec_context.height
+        if not width or not height:
+            raise VideoError("the video stream has no picture size (truncated or corrupt header)")
+        rotation = _rotation_of(stream, None)
+        if rotation % 180:
+            width, height = height, width
+        return VideoInfo(
+            duration_s=duration,
+            fps=fps,
+            frame_count=frames,
+            width=width,
+            height=height,
+            rotation=rotation,
+            codec=stream.codec_context.name,
+            has_audio=bool(container.streams.audio),
+        )
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        """Every decodable frame in order; broken packets are skipped and counted."""
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for packet in self._container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as exc:
+                self.decode_errors += 1
+                if self.decode_errors > MAX_DECODE_ERRORS:
+                    raise VideoError(f"too many decoding errors ({_reason(exc)})") from exc
+                continue
+            yield from frames
+
+    def sample(
+        self,
+        rate: float,
+        max_side: int | None = None,
+        on_frame: Callable[[float, np.ndarray], None] | None = None,
+    ) -> Iterator[SampledFrame]:
+        """Frames at `rate` per second (the first frame at or after each multiple of 1/rate).
+
+        `max_side` bounds the long side of the returned images. `on_frame(time_s, tiny_bgr)`, if
+        given, sees every decoded frame (for shot detection) before sampling decides.
+        """
+        if rate <= 0:
+            raise ValueError(f"sampling rate must be positive, got {rate}")
+        period = 1.0 / rate
+        next_t = 0.0
+        index = 0
+        rotation = None
+        start: float | None = None
+        last_t = -math.inf
+        try:
+            for frame in self._frames():
+                if rotation is None:
+                    rotation = _rotation_of(self._container.streams.video[0], frame)
+                raw_t = frame.time if frame.time is not None else last_t + 1.0 / (self.info.fps or 25.0)
+                if start is None:
+                    start = raw_t
+                t = raw_t - start
+                if t <= last_t:  # duplicate or out-of-order timestamp: keep time monotonic
+                    t = last_t + 1e-6
+                last_t = t
+                if on_frame is not None:
+                    on_frame(t, _rotate(tiny_bgr(frame), rotation))
+                if t + 1e-6 < next_t:
+                    continue
+                if rotation % 180:
+                    w, h = _fit(frame.height, frame.width, max_side)
+                    w, h = h, w
+                else:
+                    w, h = _fit(frame.width, frame.height, max_side)
+                image = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                yield SampledFrame(index=index, time_s=round(t, 6), image=_rotate(image, rotation))
+                index += 1
+                next_t = (math.floor(t / period + 1e-9) + 1) * period
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"decoding failed ({_reason(exc)})") from exc
+        if index == 0:
+            raise VideoError("no decodable frames")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "Video":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_video(path: Path | str) -> Video:
+    """Open a video for reading; raises VideoError with a one-line reason."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError("file does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise VideoError("empty file (0 bytes)")
+    return Video(path)
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's own words for an error, without the file path it appends."""
+    return (getattr(exc, "strerror", None) or str(exc)).strip()
+
+
+def find_videos(root: Path) -> list[Path]:
+    """Video files under `root` (recursive, by extension, case-insensitive), sorted; or `root` itself."""
+    if root.is_file():
+        return [root]
+    return sorted(
+        p for p in root.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and (p.is_file() or p.is_symlink())
+    )
+
+
+__all__ = ["VIDEO_EXTENSIONS", "SampledFrame", "Video", "VideoInfo", "find_videos", "open_video"]

@@ -1,0 +1,114 @@
+"""The SQLite cache: schema version, atomic ads, readers beside a writer, corruption reported."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emocore.errors import AdNotFound, CacheError
+from emocore.store import DB_NAME, EmotionFigures, NewAd, Store, Timeline
+
+
+def _ad(key: str = "k1", name: str = "a.mp4", frames: int = 3) -> NewAd:
+    times = np.arange(frames) * 0.5
+    raw = np.array([[0.1, 0.9], [math.nan, math.nan], [0.4, 0.6]] * frames)[:frames]
+    return NewAd(
+        key=key, content_hash="c" * 64, params_hash="p" * 64, params={"rate": 2.0}, name=name,
+        path=f"/ads/{name}", size_bytes=10, model="toy", model_version="1", labels=("happy", "sad"),
+        info={"duration_s": frames * 0.5, "fps": 25.0, "width": 64, "height": 48, "rotation": 0,
+              "codec": "h264", "has_audio": False},
+        timeline=Timeline(times=times, raw=raw, smoothed=raw, faces=np.array([1, 0, 2] * frames)[:frames],
+                          boxes=((1, 2, 3, 4, 0.99), None, (5, 6, 7, 8, 0.95)) * frames, shots=(1.0,)),
+        emotions=(EmotionFigures("happy", 0.25, 0.4, 1.0, 0.0), EmotionFigures("sad", 0.75, 0.9, 0.0, 0.5)),
+        face_coverage=2 / 3, dominant="sad",
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.write_ad(_ad(), {0: b"jpg0", 2: b"jpg2"})
+    with Store(tmp_path, readonly=True) as store:
+        row = store.ad("a.mp4")
+        assert (row.key, row.status, row.labels, row.frames, row.dominant) == ("k1", "ok", ("happy", "sad"), 3, "sad")
+        tl = store.timeline("k1")
+        np.testing.assert_allclose(tl.raw[0], [0.1, 0.9])
+        assert np.isnan(tl.raw[1]).all()  # "no face" survives the round trip as NaN, not 0
+        assert list(tl.faces) == [1, 0, 2] and tl.boxes[1] is None and tl.shots == (1.0,)
+        assert {e.emotion: e.mean for e in store.emotions("k1")} == {"happy": 0.25, "sad": 0.75}
+        assert store.thumbnail("k1", 2).read_bytes() == b"jpg2"
+        assert store.thumbnail("k1", 1) is None
+        assert store.check() == []
+
+
+def test_rewrite_replaces_the_whole_ad(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.write_ad(_ad(frames=3), {0: b"old", 1: b"old", 2: b"old"})
+        store.write_ad(_ad(frames=2), {0: b"new", 1: b"new"})
+        assert len(store.timeline("k1").times) == 2
+        assert store.thumbnail("k1", 2) is None
+        assert store.thumbnail("k1", 0).read_bytes() == b"new"
+        assert store.check() == []
+
+
+def test_a_failed_write_leaves_the_old_ad(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.write_ad(_ad(frames=3))
+        good = _ad(frames=3)
+        # rows inconsistent with the frame count: the write fails after it has deleted the old rows
+        broken = replace(good, timeline=replace(good.timeline, boxes=()))
+        with pytest.raises(IndexError):
+            store.write_ad(broken)
+        assert store.ad("k1").frames == 3
+        assert len(store.timeline("k1").times) == 3
+        assert store.check() == []
+
+
+def test_readers_see_committed_ads_while_a_writer_holds_the_cache(tmp_path: Path) -> None:
+    writer = Store(tmp_path)
+    writer.write_ad(_ad("k1", "a.mp4"))
+    reader = Store(tmp_path, readonly=True)
+    assert [a.key for a in reader.ads()] == ["k1"]
+    writer.write_ad(_ad("k2", "b.mp4"))
+    assert {a.key for a in reader.ads()} == {"k1", "k2"}
+    reader.close()
+    writer.close()
+
+
+def test_lookup_by_prefix_and_missing(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.write_ad(_ad("abcdef123456"))
+        assert store.ad("abcdef").key == "abcdef123456"
+        with pytest.raises(AdNotFound):
+            store.ad("nothing-like-it")
+
+
+def test_readonly_without_a_cache_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(CacheError, match="cli.py index"):
+        Store(tmp_path / "none", readonly=True)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(CacheError, match="schema version 99"):
+        Store(tmp_path)
+
+
+def test_a_file_that_is_not_a_cache_is_reported(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CacheError, match="not a database"):
+        Store(tmp_path)
+
+
+def test_leftover_temporary_thumbnails_are_cleaned(tmp_path: Path) -> None:
+    Store(tmp_path).close()
+    leftover = tmp_path / "thumbs" / ".tmp-k1-deadbeef"
+    leftover.mkdir(parents=True)
+    Store(tmp_path).close()
+    assert not leftover.exists()
