@@ -114,7 +114,7 @@ def tiny_bgr(frame: av.VideoFrame) -> np.ndarray:
 
 
 class Video:
-    """An open video file. Use `open_video(path)`; iterate with `sample()` once."""
+    """An open video file, checked to decode at least one frame. Use `open_video(path)`; sample once."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -132,6 +132,7 @@ class Video:
             raise
 
     def _probe(self) -> VideoInfo:
+        """Stream facts, plus the first decoded frame (rotation lives in the frames' side data)."""
         container = self._container
         if not container.streams.video:
             raise VideoError("no video stream in the file")
@@ -150,7 +151,14 @@ class Video:
         height = stream.codec_context.height
         if not width or not height:
             raise VideoError("the video stream has no picture size (truncated or corrupt header)")
-        rotation = _rotation_of(stream, None)
+        self._pending = self._frames()
+        try:
+            self._first: av.VideoFrame | None = next(self._pending, None)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"decoding failed ({_reason(exc)})") from exc
+        if self._first is None:
+            raise VideoError("no decodable frames")
+        rotation = _rotation_of(stream, self._first)
         if rotation % 180:
             width, height = height, width
         return VideoInfo(
@@ -163,6 +171,14 @@ class Video:
             codec=stream.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The frames from the start: the one decoded while probing, then the rest."""
+        if self._first is None:
+            raise VideoError("a video can be sampled only once")
+        first, self._first = self._first, None
+        yield first
+        yield from self._pending
 
     def _frames(self) -> Iterator[av.VideoFrame]:
         """Every decodable frame in order; broken packets are skipped and counted."""
@@ -196,19 +212,24 @@ class Video:
         period = 1.0 / rate
         next_t = 0.0
         index = 0
-        rotation = None
+        rotation = self.info.rotation
+        step = 1.0 / (self.info.fps or 25.0)
         start: float | None = None
         last_t = -math.inf
+        counted = False  # True once timestamps proved unreliable: time = frames decoded / fps
         try:
-            for frame in self._frames():
-                if rotation is None:
-                    rotation = _rotation_of(self._container.streams.video[0], frame)
-                raw_t = frame.time if frame.time is not None else last_t + 1.0 / (self.info.fps or 25.0)
-                if start is None:
-                    start = raw_t
-                t = raw_t - start
-                if t <= last_t:  # duplicate or out-of-order timestamp: keep time monotonic
-                    t = last_t + 1e-6
+            for n, frame in enumerate(self._decoded()):
+                if not counted and frame.time is not None:
+                    if start is None:
+                        start = frame.time
+                    t = frame.time - start
+                    # decoders emit frames in display order; a timestamp going backwards (packed
+                    # B-frames in AVI) means the labels are wrong, not the order
+                    counted = t <= last_t
+                else:
+                    counted = True
+                if counted:
+                    t = max(n * step, last_t + step)
                 last_t = t
                 if on_frame is not None:
                     on_frame(t, _rotate(tiny_bgr(frame), rotation))
@@ -225,8 +246,6 @@ class Video:
                 next_t = (math.floor(t / period + 1e-9) + 1) * period
         except av.error.FFmpegError as exc:
             raise VideoError(f"decoding failed ({_reason(exc)})") from exc
-        if index == 0:
-            raise VideoError("no decodable frames")
 
     def close(self) -> None:
         self._container.close()
