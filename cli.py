@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -49,10 +50,10 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show debug logs and 
     )
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException) -> NoReturn:
     if _state["debug"]:
         raise exc
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -72,6 +73,20 @@ def setup(
             out.print(f"{len(clips)} demo ads in {demo_dir}: " + ", ".join(c.name for c in clips))
     except EmocoreError as exc:
         _fail(exc)
+
+
+@app.command()
+def demo(
+    cache: Path = CacheOption,
+    demo_dir: Path = typer.Option(DEMO_DIR, "--demo-dir", help="Where to put the demo ads."),
+) -> None:
+    """Set up, then index the demo ads: `setup` followed by `index cache/demo-ads`."""
+    from emocore.indexer import IndexParams
+
+    setup(force=False, demo_dir=demo_dir, demo=True)
+    if _run_index(demo_dir, cache, "fer", IndexParams(), force=False, threads=1) == EXIT_ERROR:
+        raise typer.Exit(EXIT_ERROR)
+    out.print("next: streamlit run dashboard/main.py" + (f" -- --cache {cache}" if cache != DEFAULT_CACHE else ""))
 
 
 class _Bars:
@@ -142,7 +157,7 @@ def index(
     Exit code 0: every video indexed or unchanged; 3: some files failed (recorded in the cache,
     see `ls`); 1: nothing could be done (no such folder, no weights, bad cache); 2: bad usage.
     """
-    from emocore.indexer import IndexParams, index_folder
+    from emocore.indexer import IndexParams
     from emocore.scoring import ScoringParams
     from emocore.shots import ShotParams
 
@@ -151,8 +166,17 @@ def index(
                              scoring=ScoringParams(window_s=smooth_s, threshold=threshold),
                              shots=ShotParams(threshold=shot_threshold))
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
+    code = _run_index(folder, cache, model, params, force=force, threads=threads)
+    if code != EXIT_OK:
+        raise typer.Exit(code)
+
+
+def _run_index(folder: Path, cache: Path, model: str, params: object, *, force: bool, threads: int) -> int:
+    """Index with progress bars and a summary; returns the exit code."""
+    from emocore.indexer import index_folder
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("left"), TimeRemainingColumn())
     try:
@@ -161,16 +185,14 @@ def index(
                                   progress=_Bars(progress), torch_threads=threads, debug=_state["debug"])
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except EmocoreError as exc:
         _fail(exc)
-        return
     if not report.outcomes:
         out.print(f"no videos found under {folder} (looked for .mp4 .mov .m4v .webm .mkv .avi)")
-        return
+        return EXIT_OK
     _summary(report)
-    if report.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    return EXIT_SOME_FAILED if report.failed else EXIT_OK
 
 
 @app.command("ls")
@@ -189,7 +211,6 @@ def list_ads(
             unread = [f for f in store.files() if f.ad_key is None]
     except EmocoreError as exc:
         _fail(exc)
-        return
     rows = [
         {
             "key": ad.key, "name": ad.name, "path": ad.path, "status": ad.status, "error": ad.error,

