@@ -1,17 +1,23 @@
-"""Cached reads of the cache for the pages. Loaders are keyed by the database file's modification
-time, so ads written by a running index appear on the next rerun without a stale view."""
+"""Cached reads of the cache for the pages, plus the small helpers every page shares.
+
+Loaders take the cache's version (the database files' modification times) as an argument, so a
+running index's new ads appear on the next rerun while unchanged data comes from memory. Nothing
+here indexes or loads a model.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from emocore.errors import CacheError
-from emocore.store import DB_NAME, Store
+from emocore import queries
+from emocore.errors import CacheError, EmocoreError
+from emocore.store import DB_NAME, FrameExplanation, Store
 
 
 def cache_root() -> Path:
@@ -22,26 +28,50 @@ def cache_root() -> Path:
     return Path(known.cache)
 
 
-def cache_version(root: Path) -> float:
+def cache_version(root: Path) -> int:
     """Changes whenever an index commits (WAL writes touch the -wal file, checkpoints the db)."""
     stamps = [p.stat().st_mtime_ns for p in (root / DB_NAME, root / f"{DB_NAME}-wal") if p.exists()]
-    return float(max(stamps, default=0))
+    return max(stamps, default=0)
 
 
-@st.cache_data(show_spinner=False)
-def load_library(root: str, version: float) -> pd.DataFrame:
-    """One row per ad: identity, status, duration, dominant emotion and its mean."""
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_library(root: str, version: int) -> pd.DataFrame:
     with Store(root, readonly=True) as store:
-        rows = []
-        for ad in store.ads():
-            figures = {e.emotion: e.mean for e in store.emotions(ad.key)}
-            rows.append({
-                "name": ad.name, "status": ad.status, "duration (s)": ad.duration_s,
-                "dominant": ad.dominant, "face coverage": ad.face_coverage,
-                **{f"mean {k}": v for k, v in figures.items()},
-                "error": ad.error, "model": ad.model, "key": ad.key,
-            })
-    return pd.DataFrame(rows)
+        return queries.library(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_bundle(root: str, version: int, key: str) -> queries.AdBundle:
+    with Store(root, readonly=True) as store:
+        return queries.ad_bundle(store, key)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def load_explanation(root: str, version: int, key: str, frame_idx: int) -> FrameExplanation | str:
+    """The frame's explanation, or the reason it cannot be shown (a corrupt or missing one)."""
+    try:
+        with Store(root, readonly=True) as store:
+            return store.explanation(key, frame_idx)
+    except EmocoreError as exc:
+        return str(exc)
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def thumbnail_uri(path: str, mtime: int) -> str | None:
+    """A data URI of a small JPEG (for image columns), or None when the file is missing."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def thumbnail_for(root: Path, key: str, index: int) -> str | None:
+    path = root / "thumbs" / key / f"{index:05d}.jpg"
+    try:
+        return thumbnail_uri(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return None
 
 
 def open_cache_or_explain(root: Path) -> bool:
@@ -49,6 +79,42 @@ def open_cache_or_explain(root: Path) -> bool:
     try:
         Store(root, readonly=True).close()
     except CacheError as exc:
-        st.info(f"{exc}\n\nTo index the demo ads: `python cli.py setup && python cli.py index cache/demo-ads`")
+        st.info(f"{exc}\n\nTo index the demo ads: `python cli.py demo`; your own: `python cli.py index FOLDER "
+                f"--cache {root}`")
         return False
     return True
+
+
+#: Every page's link parameters: a page drops the other pages' ones silently (they follow a page switch).
+PAGE_PARAMS = {
+    "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page"},
+    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show"},
+    "compare": {"ads", "emotion", "align"},
+}
+
+
+def warn_unknown_params(page: str) -> None:
+    """Drop other pages' link parameters; a visible note (not a traceback) for ones no page knows."""
+    known = PAGE_PARAMS[page]
+    everyone = set().union(*PAGE_PARAMS.values())
+    for name in set(st.query_params.keys()) - known:
+        del st.query_params[name]
+        if name not in everyone:
+            st.warning(f"Ignored unknown link parameter: {plain(name)}", icon="⚠️")
+
+
+def param_float(name: str, default: float | None = None) -> float | None:
+    """A numeric query parameter; a malformed one is reported and ignored."""
+    value = st.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        st.warning(f"Link parameter {name}={value!r} is not a number; ignored.")
+        return default
+
+
+def plain(text: str) -> str:
+    """Text safe to put in Markdown: every Markdown/HTML character escaped, shown as typed."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$&" else c for c in str(text))

@@ -33,3 +33,7 @@ class CacheError(EmocoreError):
 
 class AdNotFound(EmocoreError):
     """No ad in the cache matches that name, path or id."""
+
+
+class CorruptExplanation(EmocoreError):
+    """A stored explanation cannot be decoded; it is recomputed when asked for again."""

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from emocore.errors import EmocoreError, FolderNotFound, VideoError
+from emocore.explain import ExplainParams, explain_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
-from emocore.store import SCHEMA_VERSION, EmotionFigures, NewAd, Store, Timeline
+from emocore.store import SCHEMA_VERSION, AdRow, EmotionFigures, NewAd, Store, Timeline
 from emocore.video import SampledFrame, find_videos, open_video
 
 log = logging.getLogger("emocore")
@@ -71,6 +72,8 @@ class FileOutcome:
     frames: int = 0
     dominant: str | None = None
     note: str | None = None
+    explained: int = 0
+    """Key frames explained in this run."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class IndexProgress(Protocol):
 
     def frames_done(self, count: int) -> None: ...
 
+    def explain_started(self, path: Path, frames: int) -> None: ...
+
+    def frame_explained(self) -> None: ...
+
     def file_finished(self, outcome: FileOutcome) -> None: ...
 
 
@@ -107,6 +114,12 @@ class _Silent:
         pass
 
     def frames_done(self, count: int) -> None:
+        pass
+
+    def explain_started(self, path: Path, frames: int) -> None:
+        pass
+
+    def frame_explained(self) -> None:
         pass
 
     def file_finished(self, outcome: FileOutcome) -> None:
@@ -245,10 +258,12 @@ def index_video(
     params: IndexParams,
     *,
     force: bool = False,
+    explain: ExplainParams | None = None,
     progress: IndexProgress | None = None,
     debug: bool = False,
 ) -> FileOutcome:
-    """Index one file into `store` unless it is already there; never raises for a bad file."""
+    """Index one file into `store` unless it is already there, then explain its key frames
+    (`explain`; None: no explanations) unless they are there too. Never raises for a bad file."""
     progress = progress or _Silent()
     start = time.perf_counter()
     label = str(path.absolute())
@@ -277,8 +292,9 @@ def index_video(
         existing = store.ad(key)
         note = "unchanged" if existing.path == label else f"same content as {existing.name}"
         store.record_file(label, status=existing.status, **file_facts, error=existing.error)
-        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=note,
-                           seconds=time.perf_counter() - start, dominant=existing.dominant)
+        explained, problem = _explain(store, existing, path, model, explain, progress, debug)
+        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=problem or note,
+                           seconds=time.perf_counter() - start, dominant=existing.dominant, explained=explained)
 
     base = dict(key=key, content_hash=digest, params_hash=p_digest, params=described, name=path.name,
                 path=label, size_bytes=stat.st_size, model=model.name, model_version=model.version,
@@ -312,9 +328,26 @@ def index_video(
         scored.thumbnails,
     )
     store.record_file(label, status="ok", **file_facts)
+    explained, problem = _explain(store, store.ad(key), path, model, explain, progress, debug)
     note = f"{scored.decode_errors} damaged packets skipped" if scored.decode_errors else None
-    return FileOutcome(path, "indexed", ad_key=key, seconds=elapsed, frames=len(scored.times),
-                       dominant=summary.dominant, note=note)
+    return FileOutcome(path, "indexed", ad_key=key, seconds=time.perf_counter() - start, frames=len(scored.times),
+                       dominant=summary.dominant, note=problem or note, explained=explained)
+
+
+def _explain(store: Store, ad: AdRow, path: Path, model: EmotionModel, params: ExplainParams | None,
+             progress: IndexProgress, debug: bool) -> tuple[int, str | None]:
+    """Explain the ad's key frames that are missing; a failure here never fails the ad's scores."""
+    if params is None or ad.status != "ok":
+        return 0, None
+    try:
+        return explain_ad(store, ad, path, model, params,
+                          on_start=lambda n: progress.explain_started(path, n),
+                          on_frame=progress.frame_explained), None
+    except Exception as exc:
+        if debug:
+            raise
+        log.warning("explaining %s failed", path, exc_info=not isinstance(exc, EmocoreError))
+        return 0, " ".join(f"explanations failed: {exc}".split())
 
 
 def _record_failure(
@@ -332,12 +365,14 @@ def index_folder(
     *,
     model: EmotionModel | str = DEFAULT_MODEL,
     params: IndexParams | None = None,
+    explain: ExplainParams | None = ExplainParams(),
     force: bool = False,
     progress: IndexProgress | None = None,
     torch_threads: int | None = 1,
     debug: bool = False,
 ) -> IndexReport:
-    """Index every video under `folder` (or the one file `folder` names) into the cache at `cache`.
+    """Index every video under `folder` (or the one file `folder` names) into the cache at `cache`,
+    and explain each ad's key frames with LIME and SHAP (`explain=None`: scores only).
 
     `torch_threads` sets PyTorch's intra-op threads for the run (one thread beside the decoder was
     fastest on 2 cores: MODELS.md); None leaves it as it is.
@@ -360,10 +395,36 @@ def index_folder(
         active = load_model(model) if isinstance(model, str) else model
         try:
             for path in videos:
-                outcome = index_video(path, store, active, params, force=force, progress=progress, debug=debug)
+                outcome = index_video(path, store, active, params, force=force, explain=explain,
+                                      progress=progress, debug=debug)
                 outcomes.append(outcome)
                 progress.file_finished(outcome)
         finally:
             if owned:
                 active.close()
     return IndexReport(tuple(outcomes), time.perf_counter() - start, Path(cache))
+
+
+def find_ad_for(store: Store, ref: str, model: EmotionModel | str = DEFAULT_MODEL) -> tuple[AdRow, Path]:
+    """The ad a user means, and the video file it comes from.
+
+    `ref` is a video file (indexed first, scores only, if the cache does not hold it yet) or an ad
+    in the cache (key, key prefix, name or path), whose file must still hold the same bytes.
+    """
+    path = Path(ref)
+    if path.is_file():
+        digest = content_hash(path)
+        found = [ad for ad in store.ads_with_content(digest) if ad.status == "ok"]
+        if not found:
+            active = load_model(model) if isinstance(model, str) else model
+            outcome = index_video(path, store, active, IndexParams(), explain=None)
+            if outcome.status == "failed":
+                raise VideoError(f"{path.name}: {outcome.error}")
+            found = [store.ad(outcome.ad_key)]
+        return found[0], path
+    ad = store.ad(ref)
+    video = Path(ad.path)
+    if not video.is_file() or content_hash(video) != ad.content_hash:
+        raise VideoError(f"the video of {ad.name} is no longer at {video} unchanged: pass the video file instead")
+    return ad, video
+

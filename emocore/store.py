@@ -2,8 +2,10 @@
 
 Layout of a cache folder:
 
-    emocore.sqlite            ads, frames, shots, per-emotion summaries, files seen, schema version
-    thumbs/<ad key>/NNNN.jpg  one small JPEG per sampled frame
+    emocore.sqlite                ads, frames, shots, per-emotion summaries, explanations, files seen,
+                                  schema version
+    thumbs/<ad key>/NNNNN.jpg     one small JPEG per sampled frame
+    thumbs/<ad key>/key_NNNNN.jpg the full-size frame of each explained moment
 
 Contract:
 - Versioned: `meta.schema_version`; a cache from a newer emocore is refused, not misread.
@@ -12,6 +14,10 @@ Contract:
   old ad or the new one, never half of one; a thumbnail folder without rows is an orphan that the
   next write of that ad replaces.
 - Readable while an index runs (WAL: readers see the last committed ads).
+- Explanations are written one frame at a time (the frame's superpixels, the explained region and
+  every method's weights and trust figures in one transaction), so an index interrupted while
+  explaining keeps what it finished; rewriting an ad drops its explanations with it. A stored
+  explanation that does not decode is reported and counts as missing, so it is recomputed.
 - Keyed by content: an ad's key is the hash of the file's bytes plus the hash of everything that
   changes the output (model name and version, sampling, smoothing, shot parameters, schema), so the
   same video under two names is one ad, and changing a parameter makes a new key.
@@ -30,9 +36,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from emocore.errors import AdNotFound, CacheError
+from emocore.errors import AdNotFound, CacheError, CorruptExplanation
 
 SCHEMA_VERSION = 1
 DB_NAME = "emocore.sqlite"
@@ -88,6 +95,28 @@ CREATE TABLE IF NOT EXISTS emotions (
     PRIMARY KEY (ad_key, emotion)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS emotions_rank ON emotions (emotion, mean);
+CREATE TABLE IF NOT EXISTS explained_frames (
+    ad_key TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    explain_hash TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    region TEXT NOT NULL,
+    segments BLOB NOT NULL,
+    image BLOB NOT NULL,
+    params TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (ad_key, frame_idx, explain_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS explanations (
+    ad_key TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    explain_hash TEXT NOT NULL,
+    emotion TEXT NOT NULL,
+    method TEXT NOT NULL,
+    weights TEXT NOT NULL,
+    figures TEXT NOT NULL,
+    PRIMARY KEY (ad_key, frame_idx, explain_hash, emotion, method)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size_bytes INTEGER,
@@ -188,6 +217,50 @@ class NewAd:
 
 
 @dataclass(frozen=True)
+class StoredAttribution:
+    emotion: str
+    method: str
+    weights: np.ndarray
+    """(K,) one weight per segment."""
+    figures: dict[str, object]
+    """score, base, fit_r2, samples, seed, seconds, deletion checks, agreement."""
+
+
+@dataclass(frozen=True)
+class FrameExplanation:
+    """The explanations of one frame: its superpixels, the region they cover, each method's weights."""
+
+    ad_key: str
+    frame_idx: int
+    time_s: float
+    explain_hash: str
+    region: tuple[int, int, int, int]
+    """Where `image` lies in the frame (left, top, right, bottom; may pass the frame's edges)."""
+    segments: np.ndarray
+    image: np.ndarray
+    """The explained region as the explainers saw it (RGB uint8)."""
+    params: dict[str, object]
+    attributions: tuple[StoredAttribution, ...]
+
+    def attribution(self, emotion: str, method: str) -> StoredAttribution | None:
+        return next((a for a in self.attributions if a.emotion == emotion and a.method == method), None)
+
+
+def _png(array: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError("could not encode PNG")
+    return data.tobytes()
+
+
+def _unpng(data: bytes, flags: int) -> np.ndarray:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if array is None:
+        raise ValueError("undecodable PNG")
+    return array
+
+
+@dataclass(frozen=True)
 class FileRow:
     path: str
     size_bytes: int | None
@@ -257,6 +330,11 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for read-only queries (e.g. pandas.read_sql_query). Write through methods."""
+        return self._db
+
     # -- writing ------------------------------------------------------------------------------
 
     def thumbs_dir(self, key: str) -> Path:
@@ -269,7 +347,8 @@ class Store:
         info = ad.info
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"), ("ads", "key")):
+            for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
+                                  ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("ads", "key")):
                 self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
             self._db.execute(
                 "INSERT INTO ads VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -315,6 +394,37 @@ class Store:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+
+    def write_explanation(self, frame: FrameExplanation, key_frame_jpeg: bytes | None = None) -> None:
+        """Write one frame's explanations atomically (replacing earlier ones with the same hash)."""
+        if key_frame_jpeg is not None:
+            target = self.key_frame_path(frame.ad_key, frame.frame_idx)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
+            tmp.write_bytes(key_frame_jpeg)
+            os.replace(tmp, target)
+        where = (frame.ad_key, frame.frame_idx, frame.explain_hash)
+        segments = frame.segments.astype(np.uint8 if frame.segments.max() < 256 else np.uint16)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for table in ("explained_frames", "explanations"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ?", where
+                )
+            self._db.execute(
+                "INSERT INTO explained_frames VALUES (?,?,?,?,?,?,?,?,?)",
+                (*where, frame.time_s, json.dumps(list(frame.region)), _png(segments),
+                 _png(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)), json.dumps(frame.params, sort_keys=True),
+                 time.time()),
+            )
+            self._db.executemany(
+                "INSERT INTO explanations VALUES (?,?,?,?,?,?,?)",
+                ((*where, a.emotion, a.method, _json_floats(a.weights), json.dumps(a.figures))
+                 for a in frame.attributions),
+            )
+
+    def key_frame_path(self, key: str, index: int) -> Path:
+        return self.thumbs_dir(key) / f"key_{index:05d}.jpg"
 
     def record_file(
         self,
@@ -390,6 +500,13 @@ class Store:
             raise AdNotFound(f"no ad in {self.root} matches {ref!r}")
         return self._ad_row(rows[0])
 
+    def ads_with_content(self, content_hash: str) -> list[AdRow]:
+        """Every ad indexed from these bytes (one per set of parameters), newest first."""
+        rows = self._db.execute(
+            f"SELECT {self._AD_COLUMNS} FROM ads WHERE content_hash = ? ORDER BY indexed_at DESC", (content_hash,)
+        )
+        return [self._ad_row(r) for r in rows]
+
     def emotions(self, key: str) -> tuple[EmotionFigures, ...]:
         rows = self._db.execute(
             "SELECT emotion, mean, peak, peak_time_s, share_above FROM emotions WHERE ad_key = ?", (key,)
@@ -417,6 +534,48 @@ class Store:
     def thumbnail(self, key: str, index: int) -> Path | None:
         path = self.thumbs_dir(key) / f"{index:05d}.jpg"
         return path if path.is_file() else None
+
+    def explained_frames(self, key: str, explain_hash: str | None = None) -> list[tuple[int, float, str]]:
+        """(frame index, time, explain hash) of every explained frame of an ad, by time."""
+        query = "SELECT frame_idx, time_s, explain_hash FROM explained_frames WHERE ad_key = ?"
+        args: tuple = (key,)
+        if explain_hash:
+            query += " AND explain_hash = ?"
+            args = (key, explain_hash)
+        return [tuple(r) for r in self._db.execute(query + " ORDER BY time_s, created_at DESC", args)]
+
+    def explanation(self, key: str, frame_idx: int, explain_hash: str | None = None) -> FrameExplanation:
+        """One frame's explanations (the newest, unless a hash is given); CorruptExplanation if unreadable."""
+        query = ("SELECT time_s, explain_hash, region, segments, image, params FROM explained_frames "
+                 "WHERE ad_key = ? AND frame_idx = ?")
+        args: tuple = (key, frame_idx)
+        if explain_hash:
+            query += " AND explain_hash = ?"
+            args = (*args, explain_hash)
+        row = self._db.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
+        if row is None:
+            raise AdNotFound(f"no explanation of frame {frame_idx} of ad {key}")
+        time_s, digest, region, seg_png, image_png, params = row
+        try:
+            segments = _unpng(seg_png, cv2.IMREAD_UNCHANGED).astype(np.int32)
+            image = cv2.cvtColor(_unpng(image_png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            k = int(segments.max()) + 1
+            attributions = []
+            for emotion, method, weights, figures in self._db.execute(
+                "SELECT emotion, method, weights, figures FROM explanations "
+                "WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ? ORDER BY emotion, method",
+                (key, frame_idx, digest),
+            ):
+                values = np.array(_floats(weights), dtype=np.float64)
+                if len(values) != k or np.isnan(values).any():
+                    raise ValueError(f"{method} weights for {emotion} do not match {k} segments")
+                attributions.append(StoredAttribution(emotion, method, values, json.loads(figures)))
+            if segments.shape != image.shape[:2]:
+                raise ValueError("segment map and image differ in size")
+            return FrameExplanation(key, frame_idx, time_s, digest, tuple(json.loads(region)), segments, image,
+                                    json.loads(params), tuple(attributions))
+        except (ValueError, TypeError, KeyError, cv2.error, json.JSONDecodeError) as exc:
+            raise CorruptExplanation(f"stored explanation of frame {frame_idx} of ad {key} is corrupt: {exc}") from exc
 
     def iter_keys(self) -> Iterator[str]:
         for (key,) in self._db.execute("SELECT key FROM ads"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,12 +201,16 @@ class Video:
         rate: float,
         max_side: int | None = None,
         on_frame: Callable[[float, np.ndarray], None] | None = None,
+        keep: Collection[int] | None = None,
     ) -> Iterator[SampledFrame]:
         """Frames at `rate` per second (the first frame at or after each multiple of 1/rate).
 
         `max_side` bounds the long side of the returned images. `on_frame(time_s, tiny_bgr)`, if
-        given, sees every decoded frame (for shot detection) before sampling decides.
+        given, sees every decoded frame (for shot detection) before sampling decides. `keep`, if
+        given, yields only the sampled frames with those indices (and stops after the last), with
+        the same indices and times as a full pass.
         """
+        last_wanted = max(keep) if keep else None
         if rate <= 0:
             raise ValueError(f"sampling rate must be positive, got {rate}")
         period = 1.0 / rate
@@ -235,15 +239,18 @@ class Video:
                     on_frame(t, _rotate(tiny_bgr(frame), rotation))
                 if t + 1e-6 < next_t:
                     continue
-                if rotation % 180:
-                    w, h = _fit(frame.height, frame.width, max_side)
-                    w, h = h, w
-                else:
-                    w, h = _fit(frame.width, frame.height, max_side)
-                image = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-                yield SampledFrame(index=index, time_s=round(t, 6), image=_rotate(image, rotation))
+                if keep is None or index in keep:
+                    if rotation % 180:
+                        w, h = _fit(frame.height, frame.width, max_side)
+                        w, h = h, w
+                    else:
+                        w, h = _fit(frame.width, frame.height, max_side)
+                    image = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                    yield SampledFrame(index=index, time_s=round(t, 6), image=_rotate(image, rotation))
                 index += 1
                 next_t = (math.floor(t / period + 1e-9) + 1) * period
+                if last_wanted is not None and index > last_wanted:
+                    return
         except av.error.FFmpegError as exc:
             raise VideoError(f"decoding failed ({_reason(exc)})") from exc
 

@@ -28,6 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs the real model on many clips, subprocesses or a browser")
+    # shap's colour module warns about matplotlib API changes on import: not ours to fix
+    config.addinivalue_line("filterwarnings", "ignore::PendingDeprecationWarning:shap.plots.colors._colors")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -108,3 +108,36 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert len(commands) == 2, "the README's first screen gives exactly two commands"
     assert commands[0].endswith("streamlit run dashboard/main.py")
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_explain_a_moment_on_demand(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
+    import cv2
+
+    video = tmp_path / "talk.mp4"
+    shutil.copy(carphone, video)
+    out = tmp_path / "overlay.png"
+    done = runner.invoke(app, ["explain", str(video), "--at", "1.2", "--emotion", "sad", "--cache",
+                               str(tmp_path / "cache"), "--samples", "100", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "talk.mp4 at 1.00 s, sad" in done.stdout
+    assert "lime: score" in done.stdout and "shap: score" in done.stdout and "hiding the top 10%" in done.stdout
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 200
+    # the same moment again, by ad name, is read back from the cache
+    again = runner.invoke(app, ["explain", "talk.mp4", "--at", "1.0", "--emotion", "sad", "--cache",
+                                str(tmp_path / "cache"), "--samples", "100", "--method", "lime"])
+    assert again.exit_code == 0, again.output
+    assert "lime: score" in again.stdout and "shap: score" not in again.stdout
+
+
+def test_explain_says_why_it_cannot(tmp_path: Path, bunny: Path, weights_ready: None) -> None:
+    cache = str(tmp_path / "cache")
+    no_face = runner.invoke(app, ["explain", str(bunny), "--at", "0", "--emotion", "happy", "--cache", cache])
+    assert no_face.exit_code == 1
+    assert "no face at 0.0 s in bigbuckbunny.mp4" in no_face.stderr and "nearest moments with a face" in no_face.stderr
+    unknown = runner.invoke(app, ["explain", str(bunny), "--at", "1", "--emotion", "joy", "--cache", cache])
+    assert unknown.exit_code == 1 and "unknown emotion 'joy'" in unknown.stderr
+    bad = runner.invoke(app, ["explain", str(bunny), "--at", "1", "--emotion", "happy", "--method", "gradcam"])
+    assert bad.exit_code == 2 and "use lime, shap or both" in bad.stderr
+    missing = runner.invoke(app, ["explain", "nothing-like-it", "--at", "1", "--emotion", "happy", "--cache", cache])
+    assert missing.exit_code == 1 and "no ad" in missing.stderr

@@ -9,9 +9,10 @@ score" stays distinct from "scored zero", and says where the faces were.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 NO_BOXES = np.zeros((0, 5), dtype=np.float32)
@@ -34,6 +35,18 @@ class FrameScores:
         return np.array([len(boxes) for boxes in self.faces], dtype=np.int32)
 
 
+@dataclass(frozen=True)
+class ExplainInput:
+    """What an explainer perturbs for one frame, and the prediction function over it."""
+
+    image: np.ndarray
+    """RGB uint8: the part of the frame the model's score depends on, possibly rescaled."""
+    predict: Callable[[np.ndarray], np.ndarray]
+    """(N, h, w, 3) uint8 images like `image` → (N, L) probabilities."""
+    region: tuple[int, int, int, int]
+    """Where `image` lies in the frame: left, top, right, bottom pixels (may pass the edges)."""
+
+
 class EmotionModel(ABC):
     """Labels plus a batched prediction function over RGB frames."""
 
@@ -48,6 +61,22 @@ class EmotionModel(ABC):
     def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """(N, L) probabilities; NaN rows where the model found nothing to score."""
         return self.analyse(frames).probabilities
+
+    def explanation_input(self, frame: np.ndarray, face: Sequence[float] | None, side: int = 160) -> ExplainInput | None:
+        """The region of `frame` to explain and a prediction function over it; None if nothing to explain.
+
+        The default scores the whole frame, scaled to `side` pixels on its long side (each
+        perturbed image is scaled back up to the frame's size before `predict`). Face models
+        override this to explain the scored face, given by `face` (x1, y1, x2, y2, ...).
+        """
+        h, w = frame.shape[:2]
+        scale = min(1.0, side / max(h, w))
+        small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            return self.predict([cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) for img in images])
+
+        return ExplainInput(small, predict, (0, 0, w, h))
 
     def describe(self) -> dict[str, object]:
         """What identifies this model's output: goes into cache keys and report footers."""

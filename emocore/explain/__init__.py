@@ -1,0 +1,210 @@
+"""Explain the peaks: LIME and SHAP maps of the moments that carry each emotion, into the cache.
+
+    explain_ad(store, ad, video_path, model, ExplainParams())     # the key frames of one ad
+    explain_moment(store, ad, video_path, model, 4.5, "happy", params)  # one moment on demand
+
+For each key frame (see `keyframes`) the model says which region its score depends on and gives a
+prediction function over it (`EmotionModel.explanation_input`: for the face model, the scored
+face's crop, classified at the face's original box). The region is cut into SLIC superpixels; LIME
+and SHAP attribute the same prediction function over the same superpixels, and each attribution
+is stored with its trust figures (deletion check, LIME–SHAP agreement, LIME fit, samples, seed,
+time). Frames already explained with the same model and parameters are not redone, so an
+interrupted index resumes where it stopped; a corrupt stored one is reported and redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emocore.errors import AdNotFound, CorruptExplanation, VideoError
+from emocore.explain.attribution import agreement, deletion_check, explain_lime, explain_shap, segment
+from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
+from emocore.models.base import EmotionModel
+from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution
+from emocore.video import open_video
+
+log = logging.getLogger("emocore")
+
+METHODS = ("lime", "shap")
+
+
+@dataclass(frozen=True)
+class ExplainParams:
+    methods: tuple[str, ...] = METHODS
+    lime_samples: int = 500
+    shap_samples: int = 500
+    n_segments: int = 48
+    compactness: float = 10.0
+    seed: int = 0
+    batch: int = 64
+    keyframes: KeyFrameParams = field(default_factory=KeyFrameParams)
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"unknown explanation method {bad[0] if bad else ''!r}; use lime, shap or both")
+        if min(self.lime_samples, self.shap_samples) < 20:
+            raise ValueError("explanations need at least 20 samples")
+        if not 4 <= self.n_segments <= 250:
+            raise ValueError("n_segments must be between 4 and 250")
+
+
+def explain_hash(model: EmotionModel, params: ExplainParams) -> str:
+    """Identity of an explanation: model and method parameters (not which frames were chosen)."""
+    described = {"model": model.describe(), **asdict(params)}
+    described.pop("keyframes")
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def explain_frame(
+    model: EmotionModel,
+    frame: np.ndarray,
+    face: tuple[float, ...] | None,
+    emotions: Collection[str],
+    params: ExplainParams,
+    frame_score: np.ndarray | None = None,
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, tuple[StoredAttribution, ...]] | None:
+    """Compute every asked method for the emotions on one frame: region, segments, image, attributions.
+
+    `frame_score` (the indexed probabilities of the frame) is stored beside the explained
+    function's own score, so any gap between the two is visible. None when the model has nothing
+    to explain there (no face).
+    """
+    target = model.explanation_input(frame, face)
+    if target is None:
+        return None
+    segments = segment(target.image, params.n_segments, params.compactness)
+    labels = [model.labels.index(e) for e in emotions]
+    found = []
+    if "lime" in params.methods:
+        found += explain_lime(target.image, segments, target.predict, labels, params.lime_samples, params.seed,
+                              params.batch)
+    if "shap" in params.methods:
+        found += explain_shap(target.image, segments, target.predict, labels, params.shap_samples, params.seed,
+                              params.batch)
+    checked = [
+        replace(a, deletion=deletion_check(target.image, segments, target.predict, a.label, a.weights,
+                                           params.seed, params.batch))
+        for a in found
+    ]
+    stored = []
+    for a in checked:
+        other = next((b for b in checked if b.label == a.label and b.method != a.method), None)
+        figures = {
+            "score": a.score, "frame_score": None if frame_score is None else float(frame_score[a.label]), "base": a.base, "fit_r2": a.fit_r2, "samples": a.samples, "seed": a.seed,
+            "seconds": round(a.seconds, 4), "segments": int(segments.max()) + 1,
+            "deletion": [asdict(d) for d in a.deletion],
+            "agreement": None if other is None else agreement(a.weights, other.weights),
+        }
+        stored.append(StoredAttribution(model.labels[a.label], a.method, a.weights, figures))
+    return target.region, segments, target.image, tuple(stored)
+
+
+def _missing(store: Store, key: str, digest: str, plan: dict[int, tuple[str, ...]],
+             methods: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
+    """The planned (frame, emotions) not yet in the store; corrupt stored ones count as missing."""
+    needed = {}
+    for index, emotions in plan.items():
+        try:
+            done = store.explanation(key, index, digest)
+        except AdNotFound:
+            needed[index] = emotions
+            continue
+        except CorruptExplanation as exc:
+            log.warning("%s; recomputing it", exc)
+            needed[index] = emotions
+            continue
+        have = {(a.emotion, a.method) for a in done.attributions}
+        # a frame is rewritten whole: keep what it had and add what is missing
+        wanted = set(emotions) | {a.emotion for a in done.attributions}
+        if any((e, m) not in have for e in emotions for m in methods):
+            needed[index] = tuple(sorted(wanted))
+    return needed
+
+
+def explain_ad(
+    store: Store,
+    ad: AdRow,
+    video_path: Path,
+    model: EmotionModel,
+    params: ExplainParams,
+    *,
+    plan: dict[int, tuple[str, ...]] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> int:
+    """Explain an ad's key frames (or the frames in `plan`) that the store does not hold yet.
+
+    `video_path` must be the file the ad was indexed from (same bytes). Returns the number of
+    frames explained. `on_start(n)` is told how many frames will be explained, `on_frame()` after each.
+    """
+    if ad.status != "ok" or ad.frames == 0:
+        return 0
+    if (model.name, model.version) != (ad.model, ad.model_version):
+        raise ValueError(f"ad {ad.name} was indexed with {ad.model} {ad.model_version}, not {model.version}")
+    timeline = store.timeline(ad.key)
+    if plan is None:
+        means = {e.emotion: e.mean for e in store.emotions(ad.key)}
+        window = float(ad.params["index"]["scoring"]["window_s"])
+        plan = plan_key_frames(timeline.times, timeline.raw, timeline.smoothed, ad.labels, means, params.keyframes,
+                               window)
+    digest = explain_hash(model, params)
+    needed = _missing(store, ad.key, digest, plan, params.methods)
+    if not needed:
+        return 0
+    if on_start:
+        on_start(len(needed))
+    sampling = ad.params["index"]
+    done = 0
+    with open_video(video_path) as video:
+        for sampled in video.sample(float(sampling["sample_rate"]), int(sampling["max_side"]), keep=set(needed)):
+            if abs(sampled.time_s - timeline.times[sampled.index]) > 1e-3:
+                raise VideoError(f"{video_path.name} no longer matches its index (frame {sampled.index} moved)")
+            result = explain_frame(model, sampled.image, timeline.boxes[sampled.index], needed[sampled.index], params,
+                                   timeline.raw[sampled.index])
+            if result is not None:
+                region, segments, image, attributions = result
+                ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(sampled.image, cv2.COLOR_RGB2BGR),
+                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+                store.write_explanation(
+                    FrameExplanation(ad.key, sampled.index, sampled.time_s, digest, region, segments, image,
+                                     {"model": model.describe(), **asdict(params)}, attributions),
+                    jpeg.tobytes() if ok else None,
+                )
+                done += 1
+            if on_frame:
+                on_frame()
+    return done
+
+
+def explain_moment(
+    store: Store,
+    ad: AdRow,
+    video_path: Path,
+    model: EmotionModel,
+    at_s: float,
+    emotion: str,
+    params: ExplainParams,
+) -> FrameExplanation:
+    """Explain the sampled frame nearest to `at_s` for one emotion (computed unless already stored)."""
+    if emotion not in ad.labels:
+        raise ValueError(f"unknown emotion {emotion!r}; this model's emotions: {', '.join(ad.labels)}")
+    timeline = store.timeline(ad.key)
+    if not len(timeline.times):
+        raise ValueError(f"ad {ad.name} has no scored frames")
+    index = int(np.argmin(np.abs(timeline.times - at_s)))
+    if timeline.faces[index] == 0:
+        with_face = [float(t) for t, n in zip(timeline.times, timeline.faces) if n != 0]
+        near = sorted(with_face, key=lambda t: abs(t - at_s))[:3]
+        hint = f"; nearest moments with a face: {', '.join(f'{t:.1f} s' for t in sorted(near))}" if near else ""
+        raise ValueError(f"no face at {timeline.times[index]:.1f} s in {ad.name}, nothing to explain{hint}")
+    explain_ad(store, ad, video_path, model, params, plan={index: (emotion,)})
+    return store.explanation(ad.key, index, explain_hash(model, params))
