@@ -27,7 +27,7 @@ def export_ui(fig: go.Figure, table: pd.DataFrame | None, name: str, key: str) -
     """Download buttons for a chart: HTML and CSV at once; PNG and SVG rendered on request (cached)."""
     figure_json = fig.to_json()
     slug = _slug(name)
-    with st.popover("Export", icon=":material/download:"):
+    with st.popover("Export", icon=":material/download:", key=key):
         st.download_button("Interactive HTML", _rendered(figure_json, "html"), f"{slug}.html", "text/html",
                            key=f"{key}-html", on_click="ignore")
         if table is not None:

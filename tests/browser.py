@@ -63,6 +63,7 @@ PORT_TAKEN = re.compile(r"Port \d+ is not available|already in use", re.I)
 # Console noise that is harmless offline: the icon font CDN (Material Symbols from fonts.gstatic.com)
 # and favicon fetches fail without internet. Failed loads from the app's own server still count.
 NOISE_URLS = re.compile(r"^https?://(fonts\.gstatic\.com|fonts\.googleapis\.com)/|favicon", re.I)
+DEEP_LINK_PROBE = re.compile(r"://[^/]+/[^_][^/]*/_stcore/(health|host-config)")
 OFFLINE_LOAD = re.compile(r"Failed to load resource: net::ERR_(NAME_NOT_RESOLVED|INTERNET_DISCONNECTED|"
                           r"NETWORK_CHANGED|NETWORK_ACCESS_DENIED|PROXY_CONNECTION_FAILED)")
 
@@ -244,8 +245,9 @@ def _playwright():
 
 
 def _is_noise(text: str, url: str = "") -> bool:
-    """A console error from a fetch that only fails because the machine is offline."""
-    if NOISE_URLS.search(url) or NOISE_URLS.search(text):
+    """A console error from a fetch that only fails because the machine is offline, or from
+    Streamlit looking for its endpoints under a deep link's path before the root (/page/_stcore/…)."""
+    if NOISE_URLS.search(url) or NOISE_URLS.search(text) or DEEP_LINK_PROBE.search(url or text):
         return True
     host = re.sub(r"^[a-z]+://([^/:]+).*$", r"\1", url, flags=re.I)
     return bool(OFFLINE_LOAD.search(text)) and host not in ("", "127.0.0.1", "localhost")
@@ -326,30 +328,41 @@ _SETTLED = """
 """
 
 
-def activity_mark(page) -> int:
-    """How many messages the server has sent this page so far: take it before an interaction and
-    pass it to `wait_for_app(after=...)` (or use `expect_rerun`)."""
-    return page.evaluate("() => (window.__stHarness || {recv: 0}).recv")
+def activity_mark(page) -> tuple[int, int]:
+    """(messages received from the server, messages sent to it) so far: take it before an
+    interaction and pass it to `wait_for_app(after=...)` (or use `expect_rerun`)."""
+    recv, sent = page.evaluate("() => { const h = window.__stHarness || {recv: 0, sent: 0}; return [h.recv, h.sent] }")
+    return recv, sent
 
 
-def wait_for_app(page, timeout: float = 30_000, *, after: int | None = None, settle_ms: int = 250,
-                 rerun_grace_ms: int = 5_000) -> None:
+def wait_for_app(page, timeout: float = 30_000, *, after: tuple[int, int] | None = None, settle_ms: int = 250,
+                 send_grace_ms: int = 1_000) -> None:
     """Wait until the app finished running: script state "notRunning", connected, no spinner or
     skeleton, and no message from the server for `settle_ms`.
 
-    With `after` (an `activity_mark` taken before an interaction), first wait up to
-    `rerun_grace_ms` for the server to answer at all, so that a rerun that has not started yet is
-    not mistaken for a finished one; an interaction that triggers nothing costs that grace.
+    With `after` (an `activity_mark` taken before an interaction): if the page sends the server
+    a message within `send_grace_ms` (a widget change asks for a rerun), first wait until the
+    server answers, so that a rerun that has not started yet is not taken for a finished one. An
+    interaction that sends nothing (no rerun) costs `send_grace_ms`.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     start = time.monotonic()
     if after is not None:
+        recv, sent = after
         try:
-            page.wait_for_function("n => (window.__stHarness || {recv: 0}).recv > n", arg=after,
-                                   timeout=min(rerun_grace_ms, timeout), polling=25)
+            page.wait_for_function("s => (window.__stHarness || {sent: 0}).sent > s", arg=sent,
+                                   timeout=min(send_grace_ms, timeout), polling=20)
+            asked = True
         except PlaywrightTimeout:
-            pass
+            asked = False
+        if asked:
+            left = max(timeout - (time.monotonic() - start) * 1000, 1_000)
+            try:
+                page.wait_for_function("r => (window.__stHarness || {recv: 0}).recv > r", arg=recv,
+                                       timeout=left, polling=20)
+            except PlaywrightTimeout:
+                pytest.fail(f"the server did not answer the page within {timeout / 1000:.0f} s")
     left = max(timeout - (time.monotonic() - start) * 1000, 1_000)
     try:
         page.wait_for_function(_SETTLED, arg=[str(time.monotonic_ns()), settle_ms, BUSY],
@@ -390,7 +403,7 @@ def wait_for_text(page, text: str | re.Pattern, timeout: float = 15_000) -> None
 def goto_app(page, url: str, timeout: float = 30_000) -> None:
     """Open the app (url or url + path/query) and wait for its first run to finish."""
     page.goto(url)
-    wait_for_app(page, timeout, after=0, rerun_grace_ms=timeout)
+    wait_for_app(page, timeout, after=(0, 0), send_grace_ms=timeout)  # the page asks for the first run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +470,7 @@ def download(page, key: str, dest: Path | None = None, timeout: float = 30_000) 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / got.suggested_filename
     got.save_as(path)
-    wait_for_app(page, timeout, after=before)  # the click also reruns the app (on_click="rerun")
+    wait_for_app(page, timeout, after=before)  # on_click="rerun" (the default) reruns the app
     return path
 
 

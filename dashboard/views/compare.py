@@ -78,11 +78,15 @@ def key_frames_ui(root: Path, version: int, bundles: list[queries.AdBundle], emo
                 if lime and (best is None or lime.figures["score"] > best[1].figures["score"]):
                     best = (found, lime)
             if best is None:
-                st.caption(f"No explained moment for {emotion}.")
+                st.caption(f"No explained moment for {emotion}. Explain its peak with:")
+                t = next((t for t, _ in sorted(queries.peaks(b).get(emotion, []), key=lambda x: -x[1])), None)
+                if t is not None:
+                    st.code(f'python cli.py explain "{b.ad.path}" --at {t:.2f} --emotion {emotion} --cache "{root}"',
+                            language="bash")
                 continue
             found, attribution = best
             patch = render.overlay(found.image, found.segments, attribution.weights, opacity=0.55)
-            st.image(patch, width="stretch",
+            st.image(patch, width=320,
                      caption=f"{found.time_s:.1f} s · {emotion} {attribution.figures['score']:.2f} · {attribution.method.upper()}")
             st.page_link("views/ad.py", label="open this moment", query_params={"ad": b.ad.key, "t": f"{found.time_s:.3f}",
                                                                                "emotion": emotion})
@@ -125,7 +129,8 @@ if open_cache_or_explain(root):
 
     st.subheader("Differences", anchor=False)
     diff = differences(bundles, emotion)
-    st.dataframe(diff, hide_index=True, width="stretch")
+    st.dataframe(diff, hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in diff.columns if diff[c].dtype.kind == "f"})
     st.download_button("Differences (CSV)", export.table_csv(diff), "compare_differences.csv", "text/csv",
                        key="cmp-diff-csv", on_click="ignore")
 

@@ -1,0 +1,128 @@
+"""The dashboard in a real browser (Debian's chromium through Playwright) against `streamlit run`
+on a free local port, over a real cache of the demo clips: what only a browser shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+
+from browser import (
+    assert_no_exception,
+    assert_no_page_errors,
+    chromium_page,
+    click_button,
+    click_plot_point,
+    download,
+    goto_app,
+    select_option,
+    set_text,
+    streamlit_server,
+    wait_for_app,
+    wait_for_text,
+)
+from emocore.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One dashboard server and one browser page for the module (starting them costs seconds)."""
+    downloads = tmp_path_factory.mktemp("downloads")
+    with streamlit_server(demo_cache) as url, chromium_page(downloads) as page:
+        yield url, page, downloads
+
+
+def _keys(cache: Path) -> dict[str, str]:
+    with Store(cache, readonly=True) as store:
+        return {ad.name: ad.key for ad in store.ads()}
+
+
+def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
+    url, page, _ = served
+    goto_app(page, url)
+    wait_for_text(page, "Library")
+    for name in ("carphone.mp4", "Megamind.avi", "bigbuckbunny.mp4"):
+        wait_for_text(page, name)
+    assert_no_exception(page)
+    select_option(page, "Rank by emotion", "sad")
+    assert "emotion=sad" in page.url
+    set_text(page, "Name contains", "mega")
+    wait_for_text(page, "Shown")
+    assert re.search(r"Shown\s*1\b", page.locator('[data-testid="stApp"]').inner_text())
+    assert "q=mega" in page.url
+    # one click on the row opens the ad
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 36 + 30)
+    wait_for_app(page)
+    wait_for_text(page, "Megamind.avi")
+    wait_for_text(page, "emotions over time")
+    assert "/ad" in page.url and f"ad={_keys(demo_cache)['Megamind.avi']}" in page.url
+    assert_no_exception(page)
+    assert_no_page_errors(page)
+
+
+def test_click_a_timeline_point_shows_the_overlays(served, demo_cache: Path) -> None:
+    url, page, _ = served
+    key = _keys(demo_cache)["Megamind.avi"]
+    with Store(demo_cache, readonly=True) as store:
+        index, time_s, _ = store.explained_frames(key)[-1]
+    goto_app(page, f"{url}/ad?ad={key}&t=0")
+    wait_for_text(page, "The moment at 0.0 s")
+    click_plot_point(page, index, key="ad-timeline", trace=None)
+    wait_for_text(page, f"The moment at {time_s:.1f} s")
+    wait_for_text(page, "LIME")
+    wait_for_text(page, "SHAP")
+    wait_for_text(page, "drop, top 10% hidden")
+    images = page.locator('[data-testid="stImage"] img')
+    assert images.count() >= 4
+    assert f"t={time_s:.3f}" in page.url
+    assert_no_exception(page)
+
+
+def test_download_png_and_csv_of_the_timeline(served, demo_cache: Path) -> None:
+    url, page, downloads = served
+    key = _keys(demo_cache)["carphone.mp4"]
+    goto_app(page, f"{url}/ad?ad={key}")
+    wait_for_text(page, "emotions over time")
+    opener = page.locator(".st-key-ad-timeline-export button").first
+    opener.click()  # open the Export popover
+    csv_path = download(page, "ad-timeline-export-csv", downloads)
+    table = pd.read_csv(csv_path)
+    assert {"time_s", "faces", "happy_raw", "happy_smoothed", "shot"} <= set(table.columns) and len(table) == 8
+    click_button(page, "ad-timeline-export-prepare")
+    png_button = page.locator(".st-key-ad-timeline-export-png button")
+    if not png_button.is_visible():
+        opener.click()
+    png_path = download(page, "ad-timeline-export-png", downloads)
+    image = cv2.imread(str(png_path))
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image is not None and image.shape[1] >= 1000
+    assert image.mean() > 200  # a white chart, not the blackened streamlit template
+    assert_no_exception(page)
+
+
+def test_compare_two_ads(served, demo_cache: Path) -> None:
+    url, page, _ = served
+    keys = _keys(demo_cache)
+    goto_app(page, f"{url}/compare?ads={keys['Megamind.avi']},{keys['carphone.mp4']}&emotion=sad")
+    wait_for_text(page, "sad over time")
+    wait_for_text(page, "Emotion profile")
+    wait_for_text(page, "Differences")
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
+    select_option(page, "Emotion", "happy")
+    wait_for_text(page, "happy over time")
+    assert_no_exception(page)
+    assert_no_page_errors(page)
+
+
+def test_no_page_shows_an_exception_on_odd_links(served) -> None:
+    url, page, _ = served
+    for path in ("/?emotion=nonsense&min=abc&bogus=1", "/ad?ad=does-not-exist&t=zz", "/compare?ads=x,y"):
+        goto_app(page, url + path)
+        assert_no_exception(page)
+    wait_for_text(page, "Not in this cache")
