@@ -9,8 +9,9 @@ The common case in one call:
             print(ad.name, ad.dominant)
 
 Public pieces: `open_video` (video), `load_model` (models), `smooth`/`summarise` (scoring),
-`Store` (cache), `index_folder`/`index_video` (indexer), `classify_faces` (the FER port on
-already-cropped faces). Heavy modules (torch) are imported on first use, so reading the cache
+`Store` (cache), `index_folder`/`index_video` (indexer), `explain_ad`/`explain_moment` (LIME and
+SHAP into the cache), `classify_faces` (the FER port on already-cropped faces); `emocore.render`
+draws overlays, `emocore.charts` builds Plotly figures, `emocore.export` writes files and reports. Heavy modules (torch) are imported on first use, so reading the cache
 stays light.
 """
 
@@ -32,12 +33,16 @@ _EXPORTS = {
     "index_video": "emocore.indexer",
     "IndexParams": "emocore.indexer",
     "classify_faces": "emocore.models.fer",
+    "ExplainParams": "emocore.explain",
+    "explain_ad": "emocore.explain",
+    "explain_moment": "emocore.explain",
     "fetch_weights": "emocore.assets",
     "fetch_demo_ads": "emocore.assets",
 }
 
 if TYPE_CHECKING:
     from emocore.assets import fetch_demo_ads, fetch_weights
+    from emocore.explain import ExplainParams, explain_ad, explain_moment
     from emocore.indexer import IndexParams, index_folder, index_video
     from emocore.models import load_model
     from emocore.models.fer import classify_faces

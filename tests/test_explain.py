@@ -226,3 +226,22 @@ def test_kill_9_while_explaining_then_rerun_resumes(tmp_path: Path, demo_dir: Pa
     assert after["Megamind.avi"] >= 3 and after["carphone.mp4"] >= 1
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert "explained 0 key frames" in again.stdout
+
+
+def test_a_whole_frame_model_is_explained_over_the_whole_frame() -> None:
+    """Models without faces explain the whole frame (scaled down), through the same machinery."""
+    from test_indexer import RednessModel
+
+    from emocore.explain import explain_frame
+
+    frame = np.zeros((120, 200, 3), np.uint8)
+    frame[:, :100] = (220, 30, 30)  # red left half, blue right half
+    frame[:, 100:] = (30, 30, 220)
+    region, segments, image, found = explain_frame(RednessModel(), frame, None, ["red"],
+                                                   ExplainParams(lime_samples=150, shap_samples=150, n_segments=16))
+    assert region == (0, 0, 200, 120) and image.shape[1] == 160 and segments.shape == image.shape[:2]
+    for attribution in found:
+        left = set(np.unique(segments[:, :70]).tolist())
+        top = int(np.argmax(attribution.weights))
+        assert top in left, attribution.method  # red lives on the left: that is what raises "red"
+        assert attribution.figures["deletion"][0]["top_drop"] > attribution.figures["deletion"][0]["random_drop"]

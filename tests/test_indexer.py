@@ -60,7 +60,7 @@ def test_real_clips_through_the_real_model(tmp_path: Path, face_model: EmotionMo
     ads.mkdir()
     for clip in (carphone, megamind, bunny):
         shutil.copy(clip, ads / clip.name)
-    report = index_folder(ads, tmp_path / "cache", model=face_model)
+    report = index_folder(ads, tmp_path / "cache", model=face_model, explain=None)
     assert [o.status for o in report.outcomes] == ["indexed"] * 3
     with Store(tmp_path / "cache", readonly=True) as store:
         assert store.check() == []
@@ -88,7 +88,7 @@ def test_exact_scores_with_a_toy_model(tmp_path: Path) -> None:
     ads = tmp_path / "ads"
     media.color_cut_clip(ads / "cut.mp4", seconds=4.0, cut_at=2.0)
     params = IndexParams(sample_rate=2.0)
-    report = index_folder(ads, tmp_path / "cache", model=RednessModel(), params=params)
+    report = index_folder(ads, tmp_path / "cache", model=RednessModel(), params=params, explain=None)
     assert report.count("indexed") == 1
     with Store(tmp_path / "cache", readonly=True) as store:
         ad = store.ad("cut.mp4")
@@ -105,9 +105,9 @@ def test_unchanged_files_are_skipped_without_decoding(tmp_path: Path) -> None:
     ads = tmp_path / "ads"
     media.color_cut_clip(ads / "a.mp4", seed=1)
     media.color_cut_clip(ads / "b.mp4", seed=2)
-    index_folder(ads, tmp_path / "cache", model=RednessModel())
+    index_folder(ads, tmp_path / "cache", model=RednessModel(), explain=None)
     again = RednessModel()
-    report = index_folder(ads, tmp_path / "cache", model=again)
+    report = index_folder(ads, tmp_path / "cache", model=again, explain=None)
     assert [o.status for o in report.outcomes] == ["skipped", "skipped"]
     assert [o.note for o in report.outcomes] == ["unchanged", "unchanged"]
     assert again.frames_seen == 0
@@ -116,10 +116,10 @@ def test_unchanged_files_are_skipped_without_decoding(tmp_path: Path) -> None:
 def test_changed_content_or_parameters_are_redone(tmp_path: Path) -> None:
     ads, cache = tmp_path / "ads", tmp_path / "cache"
     media.color_cut_clip(ads / "a.mp4", seed=1)
-    index_folder(ads, cache, model=RednessModel())
+    index_folder(ads, cache, model=RednessModel(), explain=None)
     media.color_cut_clip(ads / "a.mp4", seed=2, cut_at=1.0)  # same name, new bytes
-    assert index_folder(ads, cache, model=RednessModel()).outcomes[0].status == "indexed"
-    report = index_folder(ads, cache, model=RednessModel(), params=IndexParams(sample_rate=1.0))
+    assert index_folder(ads, cache, model=RednessModel(), explain=None).outcomes[0].status == "indexed"
+    report = index_folder(ads, cache, model=RednessModel(), params=IndexParams(sample_rate=1.0), explain=None)
     assert report.outcomes[0].status == "indexed"
     with Store(cache, readonly=True) as store:
         assert len(store.ads()) == 3  # old content, new content, new parameters
@@ -130,7 +130,7 @@ def test_the_same_video_under_two_names_is_scored_once(tmp_path: Path) -> None:
     clip = media.color_cut_clip(ads / "original.mp4")
     shutil.copy(clip, ads / "copy of original.mp4")
     model = RednessModel()
-    report = index_folder(ads, tmp_path / "cache", model=model)
+    report = index_folder(ads, tmp_path / "cache", model=model, explain=None)
     assert sorted(o.status for o in report.outcomes) == ["indexed", "skipped"]
     assert next(o.note for o in report.outcomes if o.status == "skipped").startswith("same content as")
     assert model.frames_seen == 8
@@ -141,7 +141,7 @@ def test_the_same_video_under_two_names_is_scored_once(tmp_path: Path) -> None:
 def test_bad_input_never_stops_a_batch_and_loses_nothing(tmp_path: Path, carphone: Path, megamind: Path) -> None:
     ads, cache = tmp_path / "ads", tmp_path / "cache"
     media.color_cut_clip(ads / "good first.mp4", seed=3)
-    index_folder(ads, cache, model=RednessModel())  # something already in the cache
+    index_folder(ads, cache, model=RednessModel(), explain=None)  # something already in the cache
     media.zero_byte(ads / "empty.mp4")
     media.text_as_video(ads / "notes.mp4")
     media.truncated_copy(media.color_cut_clip(tmp_path / "full.mp4"), ads / "truncated.mp4", 0.5)
@@ -152,7 +152,7 @@ def test_bad_input_never_stops_a_batch_and_loses_nothing(tmp_path: Path, carphon
     media.with_audio_clip(ads / "with audio.mp4")
     shutil.copy(carphone, ads / "Café crème – spot ünïcode.mp4")
     (ads / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
-    report = index_folder(ads, cache, model=RednessModel())
+    report = index_folder(ads, cache, model=RednessModel(), explain=None)
     status = {o.path.name: (o.status, o.error) for o in report.outcomes}
     assert status["good first.mp4"][0] == "skipped"
     assert status["empty.mp4"] == ("failed", "empty file (0 bytes)")
@@ -189,7 +189,7 @@ def test_an_unreadable_file_is_recorded(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setattr(indexer, "content_hash", denied)
     else:
         locked.chmod(0)
-    report = index_folder(ads, tmp_path / "cache", model=RednessModel())
+    report = index_folder(ads, tmp_path / "cache", model=RednessModel(), explain=None)
     status = {o.path.name: (o.status, o.error) for o in report.outcomes}
     assert status["locked.mp4"] == ("failed", "cannot read file (Permission denied)")
     assert status["open.mp4"][0] == "indexed"
@@ -198,9 +198,9 @@ def test_an_unreadable_file_is_recorded(tmp_path: Path, monkeypatch: pytest.Monk
 def test_no_videos_and_missing_folder(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "readme.txt").write_text("no videos here")
-    assert index_folder(tmp_path / "docs", tmp_path / "cache", model=RednessModel()).outcomes == ()
+    assert index_folder(tmp_path / "docs", tmp_path / "cache", model=RednessModel(), explain=None).outcomes == ()
     with pytest.raises(FolderNotFound):
-        index_folder(tmp_path / "nowhere", tmp_path / "cache", model=RednessModel())
+        index_folder(tmp_path / "nowhere", tmp_path / "cache", model=RednessModel(), explain=None)
 
 
 @pytest.mark.slow
@@ -210,7 +210,7 @@ def test_kill_9_mid_index_then_rerun_finishes(tmp_path: Path, demo_dir: Path, we
     for clip in sorted(demo_dir.iterdir()):
         shutil.copy(clip, ads / clip.name)
     expected = len(list(ads.iterdir()))
-    cmd = [sys.executable, str(ROOT / "cli.py"), "index", str(ads), "--cache", str(cache)]
+    cmd = [sys.executable, str(ROOT / "cli.py"), "index", str(ads), "--cache", str(cache), "--no-explain"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = cache / "emocore.sqlite"
     deadline = time.monotonic() + 120

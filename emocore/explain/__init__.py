@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 
 from emocore.errors import AdNotFound, CorruptExplanation, VideoError
-from emocore.explain.attribution import agreement, deletion_check, explain_lime, explain_shap, segment
 from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
 from emocore.models.base import EmotionModel
 from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution
@@ -78,6 +77,9 @@ def explain_frame(
     function's own score, so any gap between the two is visible. None when the model has nothing
     to explain there (no face).
     """
+    # lime, sklearn and scipy cost a second to import: only explaining pays it, not cache readers
+    from emocore.explain.attribution import agreement, deletion_check, explain_lime, explain_shap, segment
+
     target = model.explanation_input(frame, face)
     if target is None:
         return None
