@@ -95,7 +95,8 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
 def figures_table(f: dict[str, object]) -> None:
     rows = [("score on the region", f"{f['score']:.3f}"), ("score indexed for the frame", _num(f.get("frame_score")))]
     for d in f.get("deletion", []):
-        rows.append((f"drop, top {d['area']:.0%} hidden", f"{d['top_drop']:+.3f}"))
+        really = f" ({d['top_area']:.0%} hidden)" if "top_area" in d else ""
+        rows.append((f"drop, top {d['area']:.0%} hidden", f"{d['top_drop']:+.3f}{really}"))
         rows.append((f"drop, random {d['area']:.0%} hidden", f"{d['random_drop']:+.3f}"))
     rows += [("LIME–SHAP agreement (Spearman)", _num(f.get("agreement"))), ("LIME fit R²", _num(f.get("fit_r2"))),
              ("samples · seed", f"{f['samples']} · {f['seed']}"), ("segments", str(f.get("segments", ""))),

@@ -33,6 +33,8 @@ from emocore.video import open_video
 log = logging.getLogger("emocore")
 
 METHODS = ("lime", "shap")
+#: Explained regions smaller than this are stored enlarged (pixel repetition) for display.
+DISPLAY_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,11 @@ class ExplainParams:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             raise ValueError(f"unknown explanation method {bad[0] if bad else ''!r}; use lime, shap or both")
-        if min(self.lime_samples, self.shap_samples) < 20:
-            raise ValueError("explanations need at least 20 samples")
+        if self.lime_samples < 20:
+            raise ValueError("LIME needs at least 20 samples")
+        if "shap" in self.methods and self.shap_samples < 2 * self.n_segments + 2:
+            raise ValueError(f"Kernel SHAP over {self.n_segments} segments needs at least "
+                             f"{2 * self.n_segments + 2} samples (2 per segment + 2), got {self.shap_samples}")
         if not 4 <= self.n_segments <= 250:
             raise ValueError("n_segments must be between 4 and 250")
 
@@ -97,6 +102,10 @@ def explain_frame(
                                            params.seed, params.batch))
         for a in found
     ]
+    # stored enlarged to at least DISPLAY_SIDE px by pixel repetition, so overlays stay crisp
+    step = max(1, DISPLAY_SIDE // max(target.image.shape[:2]))
+    image = np.repeat(np.repeat(target.image, step, axis=0), step, axis=1)
+    shown = np.repeat(np.repeat(segments, step, axis=0), step, axis=1)
     stored = []
     for a in checked:
         other = next((b for b in checked if b.label == a.label and b.method != a.method), None)
@@ -107,7 +116,7 @@ def explain_frame(
             "agreement": None if other is None else agreement(a.weights, other.weights),
         }
         stored.append(StoredAttribution(model.labels[a.label], a.method, a.weights, figures))
-    return target.region, segments, target.image, tuple(stored)
+    return target.region, shown, image, tuple(stored)
 
 
 def _missing(store: Store, key: str, digest: str, plan: dict[int, tuple[str, ...]],

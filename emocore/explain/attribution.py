@@ -2,8 +2,11 @@
 
 Both explainers take an image (RGB uint8), a segment map (H×W ints 0..K-1: the interpretable
 features), a prediction function `predict(images N×H×W×3) -> N×L` and the label indices to
-explain; neither knows about models. A "hidden" segment is filled with its own mean colour (LIME's
-default), in both methods, so their numbers describe the same perturbations.
+explain; neither knows about models. A "hidden" segment is painted the image's mean colour, in both
+methods, so their numbers describe the same perturbations. (Not each segment's own mean colour,
+`lime_image`'s default: that keeps every region's average, so it cannot reveal a model that reads
+average brightness, and a blur keeps it too.) Images are perturbed at the resolution the model
+reads, in one reused buffer per batch.
 
 - LIME: the `lime` package's `LimeBase` fits its weighted ridge surrogate over binary samples
   drawn here the way `lime_image` draws them (the first sample keeps every segment; cosine
@@ -37,11 +40,17 @@ DELETION_AREAS = (0.1, 0.2)
 
 @dataclass(frozen=True)
 class Deletion:
-    """Score drops when regions covering `area` of the image are hidden (positive = score fell)."""
+    """Score drops when regions covering `area` of the image are hidden (positive = score fell).
+
+    Whole segments are hidden until they cover `area`, so the area really hidden is a little
+    more: `top_area` for the top-weighted set, `random_area` on average for the random sets.
+    """
 
     area: float
     top_drop: float
     random_drop: float
+    top_area: float
+    random_area: float
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,12 @@ def score_masks(image: np.ndarray, fill: np.ndarray, segments: np.ndarray, masks
     """Model output for each mask row (True = segment kept), built and scored `batch` at a time."""
     masks = np.asarray(masks, dtype=bool)
     out = []
+    buffer = np.empty((min(batch, len(masks)), *image.shape), dtype=image.dtype)
     for start in range(0, len(masks), batch):
         keep = masks[start:start + batch][:, segments]  # (b, H, W)
-        images = np.where(keep[..., None], image[None], fill[None])
+        images = buffer[: len(keep)]
+        images[...] = fill
+        np.copyto(images, image, where=keep[..., None])
         out.append(np.asarray(predict(images), dtype=np.float64))
     return np.concatenate(out) if out else np.zeros((0, 0))
 
@@ -165,21 +177,25 @@ def deletion_check(image: np.ndarray, segments: np.ndarray, predict: Predict, la
     order = np.argsort(-weights, kind="stable")
     rng = np.random.default_rng(seed + 1)
     masks = [np.ones(k, dtype=bool)]
+    hidden: list[float] = []
     for area in DELETION_AREAS:
         top = np.ones(k, dtype=bool)
         top[_cover(order, areas, area)] = False
         masks.append(top)
+        hidden.append(float(areas[~top].sum()))
         for _ in range(RANDOM_SETS):
             rand = np.ones(k, dtype=bool)
             rand[_cover(rng.permutation(k), areas, area)] = False
             masks.append(rand)
+            hidden.append(float(areas[~rand].sum()))
     scores = score_masks(image, hidden_fill(image), segments, np.array(masks), predict, batch)[:, label]
     full = scores[0]
     checks, at = [], 1
     for area in DELETION_AREAS:
         top_drop = full - scores[at]
         random_drop = float(np.mean(full - scores[at + 1: at + 1 + RANDOM_SETS]))
-        checks.append(Deletion(area, float(top_drop), random_drop))
+        random_area = float(np.mean(hidden[at: at + RANDOM_SETS]))
+        checks.append(Deletion(area, float(top_drop), random_drop, hidden[at - 1], random_area))
         at += 1 + RANDOM_SETS
     return tuple(checks)
 

@@ -105,14 +105,16 @@ class FaceEmotionModel(EmotionModel):
             out[rows] = _classify(np.concatenate(crops), self._loaded()[1])
         return out
 
-    def explanation_input(self, frame: np.ndarray, face: Sequence[float] | None, side: int = 128) -> ExplainInput | None:
-        """The scored face exactly as the classifier reads it, in colour, enlarged to `side` px.
+    def explanation_input(self, frame: np.ndarray, face: Sequence[float] | None,
+                          side: int = INPUT_SIZE) -> ExplainInput | None:
+        """The scored face exactly as the classifier reads it, in colour: 64×64 (or enlarged to `side`).
 
         The crop is cut the way `crop_faces` cuts it (square, widened, padded with the mean of the
-        frame's bottom rows, resized to 64×64) but from the RGB frame, then enlarged by pixel
-        repetition, so shrinking a perturbed image back is exact and the prediction function
-        reproduces the model's score (up to the rounding of the grey conversion). It classifies
-        without detecting faces again: hiding a mouth changes the expression instead of losing the face.
+        frame's bottom rows, resized to 64×64) but from the RGB frame, so the prediction function
+        reproduces the model's score (up to the rounding of the grey conversion). Perturbing at the
+        model's own resolution wastes nothing; a larger `side` enlarges by pixel repetition. It
+        classifies without detecting faces again: hiding a mouth changes the expression instead of
+        losing the face.
         """
         if face is None:
             return None
@@ -129,7 +131,7 @@ class FaceEmotionModel(EmotionModel):
         classifier = self._loaded()[1]
 
         def predict(images: np.ndarray) -> np.ndarray:
-            rgb = np.ascontiguousarray(np.asarray(images)[:, ::step, ::step])
+            rgb = np.asarray(images) if step == 1 else np.ascontiguousarray(np.asarray(images)[:, ::step, ::step])
             grey = np.stack([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in rgb])
             return _classify(grey.astype(np.float32) / 255.0 * 2.0 - 1.0, classifier)
 
