@@ -28,12 +28,13 @@ import cv2
 import numpy as np
 import torch
 
+from emocore.assets import sha256_file
 from emocore.errors import EmocoreError, FolderNotFound, VideoError
 from emocore.explain import ExplainParams, explain_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
-from emocore.store import SCHEMA_VERSION, AdRow, EmotionFigures, NewAd, Store, Timeline
+from emocore.store import SCHEMA_VERSION, AdRow, NewAd, Store, Timeline
 from emocore.video import SampledFrame, find_videos, open_video
 
 log = logging.getLogger("emocore")
@@ -126,13 +127,9 @@ class _Silent:
         pass
 
 
-def content_hash(path: Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def content_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes (the identity of an ad's content)."""
+    return sha256_file(path, chunk=1 << 22)
 
 
 def params_hash(model: EmotionModel, params: IndexParams) -> tuple[str, dict[str, object]]:
@@ -318,8 +315,7 @@ def index_video(
             info=scored.info,
             timeline=Timeline(times=scored.times, raw=scored.raw, smoothed=smoothed, faces=scored.faces,
                               boxes=scored.boxes, shots=scored.shots),
-            emotions=tuple(EmotionFigures(e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above)
-                           for e in summary.emotions),
+            emotions=summary.emotions,
             face_coverage=summary.face_coverage,
             dominant=summary.dominant,
             decode_errors=scored.decode_errors,

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
-from emocore.store import AdRow, EmotionFigures, FrameExplanation, Store, Timeline
+from emocore.scoring import EmotionSummary
+from emocore.store import AdRow, FrameExplanation, Store, Timeline
 
 LIBRARY_COLUMNS = ("key", "name", "path", "status", "error", "duration_s", "frames", "face_coverage",
                    "dominant", "model", "model_version", "indexed_at")
@@ -43,7 +44,7 @@ class AdBundle:
 
     ad: AdRow
     timeline: Timeline
-    emotions: tuple[EmotionFigures, ...]
+    emotions: tuple[EmotionSummary, ...]
     explained: tuple[tuple[int, float], ...]
     """(frame index, time) of the frames that have explanations, by time."""
 

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from emocore.errors import AdNotFound, CacheError, CorruptExplanation
+from emocore.scoring import EmotionSummary
 
 SCHEMA_VERSION = 1
 DB_NAME = "emocore.sqlite"
@@ -140,15 +141,6 @@ def _floats(text: str | None) -> list[float]:
 
 
 @dataclass(frozen=True)
-class EmotionFigures:
-    emotion: str
-    mean: float | None
-    peak: float | None
-    peak_time_s: float | None
-    share_above: float
-
-
-@dataclass(frozen=True)
 class AdRow:
     """One ad as listed: identity, status and summary figures (no per-frame data)."""
 
@@ -209,7 +201,7 @@ class NewAd:
     info: dict[str, object] = field(default_factory=dict)
     """duration_s, fps, width, height, rotation, codec, has_audio."""
     timeline: Timeline | None = None
-    emotions: tuple[EmotionFigures, ...] = ()
+    emotions: tuple[EmotionSummary, ...] = ()
     face_coverage: float | None = None
     dominant: str | None = None
     decode_errors: int = 0
@@ -507,11 +499,11 @@ class Store:
         )
         return [self._ad_row(r) for r in rows]
 
-    def emotions(self, key: str) -> tuple[EmotionFigures, ...]:
+    def emotions(self, key: str) -> tuple[EmotionSummary, ...]:
         rows = self._db.execute(
             "SELECT emotion, mean, peak, peak_time_s, share_above FROM emotions WHERE ad_key = ?", (key,)
         )
-        return tuple(EmotionFigures(*r) for r in rows)
+        return tuple(EmotionSummary(*r) for r in rows)
 
     def timeline(self, key: str) -> Timeline:
         rows = self._db.execute(

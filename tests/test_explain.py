@@ -4,19 +4,17 @@ on real faces, are stored with the ad, resume after kill -9, and survive corrupt
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emocore.errors import CorruptExplanation
+from processes import kill_9_when
 from emocore.explain import ExplainParams, explain_hash
 from emocore.explain.attribution import deletion_check, explain_lime, explain_shap, segment
 from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
@@ -201,20 +199,7 @@ def test_kill_9_while_explaining_then_rerun_resumes(tmp_path: Path, demo_dir: Pa
     for name in ("Megamind.avi", "carphone.mp4"):
         shutil.copy(demo_dir / name, ads / name)
     cmd = [sys.executable, str(ROOT / "cli.py"), "index", str(ads), "--cache", str(cache), "--samples", "150"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = cache / "emocore.sqlite"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                if con.execute("SELECT COUNT(*) FROM explained_frames").fetchone()[0] >= 1:
-                    break
-        except sqlite3.Error:
-            pass
-        time.sleep(0.05)
-    assert proc.poll() is None, "the index finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_when(cmd, ROOT, cache / "emocore.sqlite", "SELECT COUNT(*) FROM explained_frames")
     with Store(cache) as store:
         assert store.check() == []
         before = sum(len(store.explained_frames(ad.key)) for ad in store.ads())

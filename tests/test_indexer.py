@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import numpy as np
 import pytest
 
 import media
+from processes import kill_9_when
 from emocore.errors import FolderNotFound
 from emocore.indexer import IndexParams, index_folder
 from emocore.models.base import EmotionModel, FrameScores
@@ -181,10 +179,10 @@ def test_an_unreadable_file_is_recorded(tmp_path: Path, monkeypatch: pytest.Monk
 
         real = indexer.content_hash
 
-        def denied(path: Path, chunk: int = 1 << 22) -> str:
+        def denied(path: Path) -> str:
             if path.name == "locked.mp4":
                 raise PermissionError(13, "Permission denied")
-            return real(path, chunk)
+            return real(path)
 
         monkeypatch.setattr(indexer, "content_hash", denied)
     else:
@@ -211,23 +209,7 @@ def test_kill_9_mid_index_then_rerun_finishes(tmp_path: Path, demo_dir: Path, we
         shutil.copy(clip, ads / clip.name)
     expected = len(list(ads.iterdir()))
     cmd = [sys.executable, str(ROOT / "cli.py"), "index", str(ads), "--cache", str(cache), "--no-explain"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = cache / "emocore.sqlite"
-    deadline = time.monotonic() + 120
-    committed = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                    committed = con.execute("SELECT COUNT(*) FROM ads").fetchone()[0]
-            except sqlite3.Error:
-                committed = 0
-            if committed >= 1:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the index finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_when(cmd, ROOT, cache / "emocore.sqlite", "SELECT COUNT(*) FROM ads")
     with Store(cache) as store:
         assert store.check() == []
         partial = len(store.ads())

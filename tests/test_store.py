@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from emocore.errors import AdNotFound, CacheError
-from emocore.store import DB_NAME, EmotionFigures, NewAd, Store, Timeline
+from emocore.scoring import EmotionSummary
+from emocore.store import DB_NAME, NewAd, Store, Timeline
 
 
 def _ad(key: str = "k1", name: str = "a.mp4", frames: int = 3) -> NewAd:
@@ -24,7 +25,7 @@ def _ad(key: str = "k1", name: str = "a.mp4", frames: int = 3) -> NewAd:
               "codec": "h264", "has_audio": False},
         timeline=Timeline(times=times, raw=raw, smoothed=raw, faces=np.array([1, 0, 2] * frames)[:frames],
                           boxes=((1, 2, 3, 4, 0.99), None, (5, 6, 7, 8, 0.95)) * frames, shots=(1.0,)),
-        emotions=(EmotionFigures("happy", 0.25, 0.4, 1.0, 0.0), EmotionFigures("sad", 0.75, 0.9, 0.0, 0.5)),
+        emotions=(EmotionSummary("happy", 0.25, 0.4, 1.0, 0.0), EmotionSummary("sad", 0.75, 0.9, 0.0, 0.5)),
         face_coverage=2 / 3, dominant="sad",
     )
 

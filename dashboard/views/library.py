@@ -115,8 +115,8 @@ if open_cache_or_explain(root):
         "dominant": view["dominant"],
         f"mean {chosen.emotion}": view.get(column),
         f"peak {chosen.emotion}": view.get(f"peak_{chosen.emotion}"),
-        f"peak at (s)": view.get(f"peak_time_{chosen.emotion}"),
-        f"share ≥ threshold": view.get(f"share_{chosen.emotion}"),
+        "peak at (s)": view.get(f"peak_time_{chosen.emotion}"),
+        "share ≥ threshold": view.get(f"share_{chosen.emotion}"),
         "face coverage": view["face_coverage"],
         "failure": view["error"],
     })

@@ -1,0 +1,443 @@
+"""Frame features for the trainable classifier: encoders by name, and cached per-video feature arrays.
+
+    encoder = make_encoder("resnet18", weights="imagenet")
+    features = video_features(path, encoder, sample_rate=1.0, max_side=480, cache_dir=Path("cache/features"))
+    features.shape                       # (T sampled frames, encoder.dim), float32
+
+Contract:
+- A `FrameEncoder` turns RGB uint8 frames (any sizes) into one float32 vector per frame. Its
+  `describe()` is plain JSON-able data naming everything that changes the vectors (backbone,
+  which weights were really used, preprocessing); it goes into cache keys and checkpoints.
+  `state_dict()` returns the weights a checkpoint must carry to reproduce the features, or None
+  when the weights can be fetched again by name (ImageNet).
+- Encoders are registered by prefix (`register_encoder`) and built from a spec string with
+  `make_encoder`: "resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"
+  (torchvision, here), "clip:ViT-B-32" (registered by `emocore.models.clip`, imported on first use).
+- Weights: "imagenet" fetches torchvision's IMAGENET1K_V1 weights (the torch hub cache first, then
+  the network with a short timeout); when that fails the encoder logs a WARNING and uses seeded
+  random weights, and `describe()` says so ("random:<seed>"). A path loads a state dict with
+  `weights_only=True` ("file:<sha256[:12]>"); None gives seeded random weights; `StoredWeights`
+  restores weights carried by a checkpoint under the label they were made with.
+- `video_features` decodes the video once (sequential sampling), encodes in batches, and caches the
+  array as `<cache_dir>/<sha256 of the file>_<hash of encoder + sampling>.npy`, written atomically.
+  A cache file that does not load as the expected array is recomputed. Unreadable videos raise
+  `VideoError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import threading
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from emocore.errors import EmocoreError, UnknownModel, VideoError
+from emocore.indexer import content_hash
+from emocore.video import open_video
+
+log = logging.getLogger("emocore")
+
+#: Frames per encoder call (batch 8–16 was the fastest for resnet18 on the CPU: PERFORMANCE.md).
+BATCH = 16
+#: Bump when the feature computation changes in a way `describe()` does not show: old caches die.
+FEATURES_SCHEMA = 1
+#: Seconds to wait for the ImageNet weights server to answer before falling back to random weights.
+IMAGENET_TIMEOUT_S = 10.0
+#: The weights name meaning "the backbone's standard pretrained weights".
+IMAGENET = "imagenet"
+
+#: torchvision backbone -> (pooled feature size, prefix of the classifier's keys in its state dict)
+BACKBONES: dict[str, tuple[int, str]] = {
+    "resnet18": (512, "fc."),
+    "mobilenet_v3_small": (576, "classifier."),
+    "mobilenet_v3_large": (960, "classifier."),
+    "efficientnet_b0": (1280, "classifier."),
+}
+
+
+class EncoderWeightsError(EmocoreError):
+    """A weights file for a frame encoder is missing, unreadable or made for another backbone."""
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """Encoder weights carried by a checkpoint, with the `describe()` label they were made under."""
+
+    label: str
+    """e.g. "random:0" or "file:0123456789ab"."""
+    state: Mapping[str, torch.Tensor]
+
+
+WeightsSpec = str | Path | StoredWeights | None
+
+
+@runtime_checkable
+class FrameEncoder(Protocol):
+    """RGB uint8 frames -> one float32 feature vector per frame."""
+
+    name: str
+    """The spec it was made from, e.g. "resnet18" or "clip:ViT-B-32"."""
+    dim: int
+
+    def describe(self) -> dict[str, object]:
+        """Everything that changes the features, as plain JSON-able data."""
+        ...
+
+    def encode(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, dim) float32 features of N RGB uint8 frames (H×W×3, sizes may differ)."""
+        ...
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        """Weights a checkpoint must carry to reproduce the features; None if fetchable by name."""
+        ...
+
+
+#: factory(variant after the prefix's ":" ("" if none), weights, seed) -> encoder
+EncoderFactory = Callable[[str, WeightsSpec, int], FrameEncoder]
+
+_ENCODERS: dict[str, EncoderFactory] = {}
+#: prefix -> module that registers it when imported (heavy optional backends load only when asked)
+_LAZY_ENCODERS: dict[str, str] = {"clip": "emocore.models.clip"}
+
+
+def register_encoder(prefix: str, factory: EncoderFactory) -> None:
+    """Make `make_encoder("<prefix>")` and `make_encoder("<prefix>:<variant>")` call `factory`."""
+    if not prefix or ":" in prefix:
+        raise ValueError(f"an encoder prefix is a non-empty name without ':', got {prefix!r}")
+    _ENCODERS[prefix] = factory
+
+
+def known_encoders() -> list[str]:
+    """Spec forms accepted by `make_encoder`, for help texts and error messages."""
+    lazy = [f"{prefix}:MODEL" for prefix in _LAZY_ENCODERS if prefix not in _ENCODERS]
+    return sorted(_ENCODERS) + sorted(lazy)
+
+
+def make_encoder(spec: str, weights: WeightsSpec = None, seed: int = 0) -> FrameEncoder:
+    """The frame encoder named by `spec` ("resnet18", "clip:ViT-B-32", ...)."""
+    prefix, _, variant = spec.partition(":")
+    if prefix not in _ENCODERS and prefix in _LAZY_ENCODERS:
+        try:
+            importlib.import_module(_LAZY_ENCODERS[prefix])
+        except ImportError as exc:
+            raise UnknownModel(f"frame encoder {prefix!r} is not available here ({exc})") from exc
+    factory = _ENCODERS.get(prefix)
+    if factory is None:
+        raise UnknownModel(f"unknown frame encoder {spec!r}; known encoders: {', '.join(known_encoders())}")
+    return factory(variant, weights, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# torchvision backbones
+# --------------------------------------------------------------------------------------------
+
+
+class TorchvisionEncoder:
+    """A torchvision ImageNet classifier without its classifier: global pooled features.
+
+    Preprocessing is the IMAGENET1K_V1 weights' own (short side resized to 256, centre crop 224,
+    ImageNet mean/std), done with torch ops on batches of same-sized frames.
+    """
+
+    def __init__(self, backbone: str, weights: WeightsSpec = IMAGENET, seed: int = 0) -> None:
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown torchvision backbone {backbone!r}; known: {', '.join(BACKBONES)}")
+        from torchvision.models import get_model, get_model_weights
+
+        self.name = backbone
+        self.backbone = backbone
+        self.dim, self._head_prefix = BACKBONES[backbone]
+        self._imagenet = get_model_weights(backbone).IMAGENET1K_V1
+        transform = self._imagenet.transforms()
+        self._resize = int(transform.resize_size[0])
+        self._crop = int(transform.crop_size[0])
+        self._interpolation = transform.interpolation
+        self._mean = torch.tensor(transform.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(transform.std).view(1, 3, 1, 1)
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = get_model(backbone, weights=None)
+        self._drop_classifier(model)
+        state, self.weights_used = self._weights(weights, seed)
+        if state is not None:
+            self._load(model, state, weights)
+        self._model = model.eval().to(memory_format=torch.channels_last)
+        for parameter in self._model.parameters():
+            parameter.requires_grad_(False)
+
+    def _drop_classifier(self, model: nn.Module) -> None:
+        if self._head_prefix == "fc.":
+            model.fc = nn.Identity()
+        else:
+            model.classifier = nn.Identity()
+
+    def _weights(self, weights: WeightsSpec, seed: int) -> tuple[Mapping[str, torch.Tensor] | None, str]:
+        """The state dict to load (None: keep the seeded random init) and its describe() label."""
+        if weights is None:
+            return None, f"random:{seed}"
+        if isinstance(weights, StoredWeights):
+            return weights.state, weights.label
+        if weights == IMAGENET:
+            state, reason = imagenet_state(self._imagenet.url)
+            if state is None:
+                log.warning(
+                    "ImageNet weights for %s are unavailable (%s): features come from RANDOM weights "
+                    "(seed %d) and a classifier trained on them is weak. Download %s on a connected "
+                    "machine and pass the file as the weights, or put it in %s.",
+                    self.backbone, reason, seed, self._imagenet.url, Path(torch.hub.get_dir()) / "checkpoints",
+                )
+                return None, f"random:{seed}"
+            return state, IMAGENET
+        path = Path(weights)
+        if not path.is_file():
+            raise EncoderWeightsError(f"weights file {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 — any unreadable file gets the same one-line error
+            raise EncoderWeightsError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__})") from exc
+        if not isinstance(state, Mapping):
+            raise EncoderWeightsError(f"{path} does not hold a state dict")
+        return state, f"file:{content_hash(path)[:12]}"
+
+    def _load(self, model: nn.Module, state: Mapping[str, torch.Tensor], source: WeightsSpec) -> None:
+        """Load a full torchvision state dict or one without the classifier, strictly otherwise."""
+        body = {k: v for k, v in state.items() if not k.startswith(self._head_prefix)}
+        try:
+            model.load_state_dict(body, strict=True)
+        except RuntimeError as exc:
+            missing = len(set(model.state_dict()) - set(body))
+            raise EncoderWeightsError(
+                f"the weights in {source if not isinstance(source, StoredWeights) else 'the checkpoint'} "
+                f"are not {self.backbone} weights ({missing} tensors missing or mismatched)"
+            ) from exc
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "backbone": self.backbone,
+            "weights": self.weights_used,
+            "dim": self.dim,
+            "preprocess": {"resize": self._resize, "crop": self._crop, "interpolation": self._interpolation.value},
+        }
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        if self.weights_used == IMAGENET:
+            return None
+        return {k: v.detach().clone().contiguous() for k, v in self._model.state_dict().items()}
+
+    def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """(N, 3, crop, crop) normalised float32, channels_last; frames of one size are resized together."""
+        from torchvision.transforms.v2 import functional as F
+
+        out = torch.empty((len(frames), 3, self._crop, self._crop), dtype=torch.float32)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, frame in enumerate(frames):
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"frames must be RGB uint8 H×W×3 arrays, got {frame.dtype} {frame.shape}")
+            groups.setdefault(frame.shape, []).append(i)
+        for rows in groups.values():
+            batch = torch.from_numpy(np.stack([frames[i] for i in rows])).permute(0, 3, 1, 2)
+            batch = F.resize(batch, [self._resize], interpolation=self._interpolation, antialias=True)
+            batch = F.center_crop(batch, [self._crop, self._crop])
+            out[rows] = (batch.float() / 255.0 - self._mean) / self._std
+        return out.contiguous(memory_format=torch.channels_last)
+
+    def encode(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        if len(frames) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(frames), BATCH):
+                parts.append(self._model(self.preprocess(frames[start:start + BATCH])).float().numpy())
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _torchvision_factory(backbone: str) -> EncoderFactory:
+    def factory(variant: str, weights: WeightsSpec, seed: int) -> FrameEncoder:
+        if variant:
+            raise UnknownModel(f"frame encoder {backbone!r} takes no variant (got {backbone}:{variant})")
+        return TorchvisionEncoder(backbone, weights=weights, seed=seed)
+
+    return factory
+
+
+for _backbone in BACKBONES:
+    register_encoder(_backbone, _torchvision_factory(_backbone))
+
+
+# --------------------------------------------------------------------------------------------
+# ImageNet weights: the hub cache, else a download that gives up quickly
+# --------------------------------------------------------------------------------------------
+
+
+def imagenet_state(url: str, timeout: float = IMAGENET_TIMEOUT_S) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """The state dict at `url` via torch hub's cache folder; (None, reason) when it cannot be had.
+
+    The file is looked for in `$TORCH_HOME/hub/checkpoints` first (where torchvision itself keeps
+    it). Otherwise it is downloaded there, checked against the hash in its name, and written
+    atomically; the connection (name lookup included) must answer within `timeout` seconds.
+    Setting `EMOCORE_OFFLINE=1` skips the network.
+    """
+    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not target.is_file():
+        if os.environ.get("EMOCORE_OFFLINE"):
+            return None, "EMOCORE_OFFLINE is set"
+        try:
+            _download(url, target, timeout)
+        except (OSError, ValueError) as exc:  # URLError, socket timeouts, HTTP errors are OSErrors
+            return None, f"download failed: {getattr(exc, 'reason', None) or exc}"
+    try:
+        return torch.load(target, map_location="cpu", weights_only=True), ""
+    except Exception as exc:  # noqa: BLE001 — a damaged cached file is reported, not raised
+        return None, f"{target} is unreadable ({type(exc).__name__}); delete it to download again"
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    opened: dict[str, object] = {}
+
+    def connect() -> None:  # in a thread: urlopen's own timeout does not cover the name lookup
+        try:
+            opened["response"] = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 — fixed https URL
+        except BaseException as exc:  # noqa: BLE001 — handed back to the caller
+            opened["error"] = exc
+
+    worker = threading.Thread(target=connect, name="emocore-weights", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    if "error" in opened:
+        raise opened["error"]  # type: ignore[misc]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    try:
+        with opened["response"] as response, open(partial, "wb") as out:  # type: ignore[attr-defined]
+            while block := response.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+        expected = re.search(r"-([a-f0-9]{6,})\.", target.name)
+        if expected and not digest.hexdigest().startswith(expected.group(1)):
+            raise ValueError(f"the downloaded file does not match its hash {expected.group(1)}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# per-video features, cached
+# --------------------------------------------------------------------------------------------
+
+
+def features_key(content: str, encoder: FrameEncoder, sample_rate: float, max_side: int) -> str:
+    """Cache file name (without folder) for a video's content hash under an encoder and sampling."""
+    described = {"encoder": encoder.describe(), "sample_rate": float(sample_rate), "max_side": int(max_side),
+                 "schema": FEATURES_SCHEMA}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{content}_{digest}.npy"
+
+
+def video_features(
+    path: Path,
+    encoder: FrameEncoder,
+    *,
+    sample_rate: float = 1.0,
+    max_side: int = 480,
+    cache_dir: Path | None,
+) -> np.ndarray:
+    """(T, encoder.dim) float32 features of the frames sampled at `sample_rate` per second.
+
+    With a `cache_dir`, a video already encoded under the same encoder and sampling is read back
+    without decoding. Raises VideoError for a file that cannot be read as a video.
+    """
+    if not sample_rate > 0:
+        raise ValueError(f"sampling rate must be positive, got {sample_rate}")
+    if max_side < 32:
+        raise ValueError(f"max side must be at least 32 pixels, got {max_side}")
+    path = Path(path)
+    cached: Path | None = None
+    if cache_dir is not None:
+        try:
+            content = content_hash(path)
+        except OSError as exc:
+            raise VideoError(f"cannot read file ({exc.strerror or exc})") from exc
+        cached = Path(cache_dir) / features_key(content, encoder, sample_rate, max_side)
+        features = _read_cached(cached, encoder.dim)
+        if features is not None:
+            return features
+    features = _compute(path, encoder, sample_rate, max_side)
+    if cached is not None:
+        _write_atomic(cached, features)
+    return features
+
+
+def _compute(path: Path, encoder: FrameEncoder, sample_rate: float, max_side: int) -> np.ndarray:
+    parts: list[np.ndarray] = []
+    batch: list[np.ndarray] = []
+    with open_video(path) as video:
+        for frame in video.sample(sample_rate, max_side=max_side):
+            batch.append(frame.image)
+            if len(batch) == BATCH:
+                parts.append(encoder.encode(batch))
+                batch = []
+    if batch:
+        parts.append(encoder.encode(batch))
+    if not parts:
+        raise VideoError("no frames could be sampled")
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _read_cached(path: Path, dim: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        features = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning("feature cache file %s is unreadable (%s); recomputing it", path.name, exc)
+        return None
+    if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] != dim or features.dtype != np.float32 \
+            or not np.isfinite(features).all():
+        log.warning("feature cache file %s holds the wrong array; recomputing it", path.name)
+        return None
+    log.debug("features of %s read from the cache", path.name)
+    return features
+
+
+def _write_atomic(path: Path, features: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        with open(partial, "wb") as out:
+            np.save(out, features, allow_pickle=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+__all__ = [
+    "BACKBONES",
+    "IMAGENET",
+    "EncoderWeightsError",
+    "FrameEncoder",
+    "StoredWeights",
+    "TorchvisionEncoder",
+    "features_key",
+    "imagenet_state",
+    "known_encoders",
+    "make_encoder",
+    "register_encoder",
+    "video_features",
+]

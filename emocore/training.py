@@ -1,0 +1,533 @@
+"""Train an ad-level multi-label classifier ("funny", "exciting", ...) on labelled videos.
+
+    result = train(labels, TrainParams(backbone="resnet18", pooling="mean"), cache_dir=Path("cache/features"))
+    save_checkpoint(Path("model.pt"), result.checkpoint)
+    probabilities = predict_videos(load_checkpoint(Path("model.pt")), paths, cache_dir=Path("cache/features"))
+
+How: every labelled video's frames are sampled and encoded by a frame encoder (`emocore.features`,
+cached per video, so retraining a head never decodes again); a small head pools the frame
+features over time (their mean, or an LSTM's last state) and gives one logit per emotion. Labels
+are scores in [0, 1]; a missing score (NaN) is masked out of the loss. Emotions are weighted
+against imbalance (BCE `pos_weight` = negatives / positives in the training split). The split is
+seeded and stratified on the first emotion; training uses Adam and stops early on the validation
+loss, restoring the best epoch. Same data, same parameters, same seed: identical weights.
+
+The checkpoint is a plain dict that `torch.load(..., weights_only=True)` reads (see
+`CHECKPOINT_FORMAT`); it carries the encoder's weights whenever they cannot be fetched by name, so
+the file alone reproduces the features. A trained head also scores single frames
+(`VideoHead.frame_logits`), which is how `emocore.models.trained` plugs into `index`.
+
+Nothing here prints: progress goes to `progress(stage, done, total)` with stage "features" (videos)
+or "epochs"; an early stop ends with a call where done == total.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+import emocore
+from emocore.errors import EmocoreError
+from emocore.features import FrameEncoder, StoredWeights, make_encoder, video_features
+
+log = logging.getLogger("emocore")
+
+CHECKPOINT_FORMAT = "emocore-trained"
+CHECKPOINT_VERSION = 1
+POOLINGS = ("mean", "lstm")
+#: Dropout before the head's linear layer.
+DROPOUT = 0.2
+#: Largest BCE positive weight (an emotion with one positive among hundreds would swamp the loss).
+MAX_POS_WEIGHT = 100.0
+
+Progress = Callable[[str, int, int], None]
+
+
+class CheckpointError(EmocoreError):
+    """A file is not an emocore trained-model checkpoint, is damaged, or comes from a newer emocore."""
+
+
+class TrainingError(EmocoreError):
+    """Training cannot run on this data: too few readable, labelled videos."""
+
+
+class LabelledVideo(Protocol):
+    """One video and its scores; an emotion absent from `scores` is unlabelled."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+
+
+class LabelledVideos(Protocol):
+    """What `train` needs of a label set (emocore.labels.LabelSet is one)."""
+
+    @property
+    def videos(self) -> Sequence[LabelledVideo]: ...
+
+    @property
+    def emotions(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Everything that changes a trained model (stored in its checkpoint)."""
+
+    backbone: str = "resnet18"
+    """Frame encoder spec: a torchvision backbone, or e.g. "clip:ViT-B-32"."""
+    weights: str | None = "imagenet"
+    """"imagenet" (fetched; random with a warning when offline), a state-dict file path, or None (random)."""
+    pooling: str = "mean"
+    """"mean" or "lstm"."""
+    sample_rate: float = 1.0
+    max_side: int = 480
+    epochs: int = 50
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    patience: int = 8
+    seed: int = 0
+    hidden: int = 128
+    """LSTM hidden size."""
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if not self.sample_rate > 0:
+            raise ValueError(f"sample rate must be positive, got {self.sample_rate}")
+        if self.max_side < 32:
+            raise ValueError(f"max side must be at least 32 pixels, got {self.max_side}")
+        if self.epochs < 1 or self.batch < 1 or self.patience < 1 or self.hidden < 1:
+            raise ValueError("epochs, batch, patience and hidden must be at least 1")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError("the learning rate must be positive and the weight decay non-negative")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class EpochLoss:
+    epoch: int
+    """From 1."""
+    train_loss: float
+    val_loss: float | None
+    """None without a validation split."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The restored model's predictions on the held-out videos, for `emocore.evaluation`."""
+
+    keys: tuple[str, ...]
+    probabilities: np.ndarray
+    """(N, E) float32, ad-level."""
+    labels: np.ndarray
+    """(N, E) float32 scores, NaN where unlabelled."""
+
+
+@dataclass(frozen=True)
+class SkippedVideo:
+    key: str
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: dict[str, object]
+    """Ready for `save_checkpoint`; its "metrics" dict is the caller's to fill."""
+    history: tuple[EpochLoss, ...]
+    best_epoch: int
+    validation: Validation
+    train_keys: tuple[str, ...]
+    skipped: tuple[SkippedVideo, ...]
+    """Videos left out, with a one-line reason (unreadable, or no label at all)."""
+
+
+class VideoHead(nn.Module):
+    """Frame features (B, T, dim) -> (B, E) emotion logits, pooled by their mean or an LSTM.
+
+    Features are first standardised with the training frames' mean and scale (buffers, saved with
+    the weights), which keeps the head's learning rate meaningful whatever the encoder's scale.
+    """
+
+    def __init__(self, dim: int, labels: int, pooling: str = "mean", hidden: int = 128,
+                 dropout: float = DROPOUT) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
+        self.register_buffer("feature_mean", torch.zeros(dim))
+        self.register_buffer("feature_scale", torch.ones(dim))
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True) if pooling == "lstm" else None
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden if self.lstm is not None else dim, labels)
+
+    def set_normalisation(self, frames: torch.Tensor) -> None:
+        """Standardise with the mean and scale of these (N, dim) training frames."""
+        std = frames.std(dim=0, unbiased=False) if len(frames) > 1 else torch.ones(frames.shape[1])
+        self.feature_mean.copy_(frames.mean(dim=0))
+        self.feature_scale.copy_(torch.where(std > 1e-12, std, torch.ones_like(std)))
+
+    def _normalised(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.feature_mean) / self.feature_scale
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, dim) zero-padded features and (B,) true lengths -> (B, E) logits."""
+        x = self._normalised(features)
+        if self.lstm is None:
+            mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+            pooled = (x * mask).sum(dim=1) / lengths[:, None].to(x.dtype)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (hidden, _) = self.lstm(packed)
+            pooled = hidden[-1]
+        return self.linear(self.dropout(pooled))
+
+    def frame_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, dim) features of N single frames -> (N, E): each frame scored as a one-frame video."""
+        return self.forward(features.unsqueeze(1), torch.ones(len(features), dtype=torch.long))
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BCE over the labelled entries only: NaN targets add nothing to the loss or the gradient."""
+    labelled = ~torch.isnan(targets)
+    losses = F.binary_cross_entropy_with_logits(
+        logits, torch.where(labelled, targets, torch.zeros_like(targets)), pos_weight=pos_weight, reduction="none"
+    )
+    return torch.where(labelled, losses, torch.zeros_like(losses)).sum() / labelled.sum().clamp(min=1)
+
+
+def positive_weights(targets: np.ndarray) -> np.ndarray:
+    """Per emotion, negatives / positives among the labelled (soft scores count fractionally); 1 if either is 0."""
+    labelled = ~np.isnan(targets)
+    positives = np.where(labelled, targets, 0.0).sum(axis=0)
+    negatives = np.where(labelled, 1.0 - targets, 0.0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((positives > 0) & (negatives > 0), negatives / positives, 1.0)
+    return np.clip(ratio, 1.0 / MAX_POS_WEIGHT, MAX_POS_WEIGHT).astype(np.float32)
+
+
+def split_indices(first: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) indices, stratified on `first` (scores ≥ 0.5, < 0.5, unlabelled).
+
+    Each stratum is shuffled and its members ranked by their position's fraction of the stratum;
+    the lowest ranks go to validation, so every stratum gives about `val_fraction` of itself. At
+    least one video stays in training, and one goes to validation when `val_fraction` > 0.
+    """
+    n = len(first)
+    if val_fraction <= 0 or n < 2:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    rng = np.random.default_rng(seed)
+    strata = np.where(np.isnan(first), 2, (np.nan_to_num(first) >= 0.5).astype(int))
+    rank = np.empty(n)
+    for stratum in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == stratum))
+        rank[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+    order = np.argsort(rank, kind="stable")
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch for a block without touching the caller's random state or determinism setting."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
+
+
+def _batch(features: Sequence[torch.Tensor], rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    chosen = [features[i] for i in rows]
+    return pad_sequence(chosen, batch_first=True), torch.tensor([len(f) for f in chosen], dtype=torch.long)
+
+
+def _evaluate(head: VideoHead, features: Sequence[torch.Tensor], targets: torch.Tensor, rows: np.ndarray,
+              pos_weight: torch.Tensor, batch: int) -> tuple[float, np.ndarray]:
+    """Mean masked loss over `rows` (eval mode) and their probabilities."""
+    head.eval()
+    total, count, probabilities = 0.0, 0, []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            x, lengths = _batch(features, part)
+            logits = head(x, lengths)
+            labelled = int((~torch.isnan(targets[part])).sum())
+            total += float(masked_loss(logits, targets[part], pos_weight)) * labelled
+            count += labelled
+            probabilities.append(torch.sigmoid(logits).numpy())
+    stacked = np.concatenate(probabilities) if probabilities else np.zeros((0, targets.shape[1]), np.float32)
+    return (total / count if count else math.nan), stacked.astype(np.float32)
+
+
+def _label_matrix(videos: Sequence[LabelledVideo], emotions: Sequence[str]) -> np.ndarray:
+    targets = np.full((len(videos), len(emotions)), np.nan, dtype=np.float32)
+    for i, video in enumerate(videos):
+        for j, emotion in enumerate(emotions):
+            score = video.scores.get(emotion)
+            if score is None or (isinstance(score, float) and math.isnan(score)):
+                continue
+            if not 0.0 <= float(score) <= 1.0:
+                raise ValueError(f"{video.key}: score for {emotion!r} must be in [0, 1], got {score}")
+            targets[i, j] = float(score)
+    return targets
+
+
+def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cache_dir: Path | None,
+          progress: Progress | None = None) -> TrainResult:
+    """Train a head on `labelled`'s videos; see the module docstring. Raises TrainingError with < 2 usable videos."""
+    emotions = list(labelled.emotions)
+    if not emotions:
+        raise ValueError("the label set names no emotions")
+    if len(set(emotions)) != len(emotions):
+        raise ValueError("the label set names an emotion twice")
+    report = progress or (lambda stage, done, total: None)
+    videos = list(labelled.videos)
+    all_targets = _label_matrix(videos, emotions)
+
+    encoder = make_encoder(params.backbone, weights=params.weights, seed=params.seed)
+    kept: list[int] = []
+    skipped: list[SkippedVideo] = []
+    features: list[torch.Tensor] = []
+    report("features", 0, len(videos))
+    for i, video in enumerate(videos):
+        if np.isnan(all_targets[i]).all():
+            skipped.append(SkippedVideo(video.key, Path(video.path), "no emotion is labelled"))
+        else:
+            try:
+                array = video_features(Path(video.path), encoder, sample_rate=params.sample_rate,
+                                       max_side=params.max_side, cache_dir=cache_dir)
+            except EmocoreError as exc:  # VideoError, and encoder failures on odd files
+                log.warning("skipping %s: %s", video.key, exc)
+                skipped.append(SkippedVideo(video.key, Path(video.path), str(exc)))
+            else:
+                kept.append(i)
+                features.append(torch.from_numpy(array))
+        report("features", i + 1, len(videos))
+    if len(kept) < 2:
+        raise TrainingError(f"only {len(kept)} of {len(videos)} videos are readable and labelled; need at least 2")
+
+    targets_np = all_targets[kept]
+    keys = [videos[i].key for i in kept]
+    train_rows, val_rows = split_indices(targets_np[:, 0], params.val_fraction, params.seed)
+    targets = torch.from_numpy(targets_np)
+    pos_weight = torch.from_numpy(positive_weights(targets_np[train_rows]))
+    log.info("training on %d videos, validating on %d (%s pooling, %s features)",
+             len(train_rows), len(val_rows), params.pooling, encoder.describe().get("weights"))
+
+    history: list[EpochLoss] = []
+    with _seeded(params.seed):
+        head = VideoHead(encoder.dim, len(emotions), params.pooling, params.hidden)
+        head.set_normalisation(torch.cat([features[i] for i in train_rows]))
+        optimiser = torch.optim.Adam(head.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        rng = np.random.default_rng(params.seed)
+        best = (math.inf, 0, copy.deepcopy(head.state_dict()))
+        stale = 0
+        report("epochs", 0, params.epochs)
+        for epoch in range(1, params.epochs + 1):
+            head.train()
+            total, count = 0.0, 0
+            order = rng.permutation(train_rows)
+            for start in range(0, len(order), params.batch):
+                part = order[start:start + params.batch]
+                labelled_entries = int((~torch.isnan(targets[part])).sum())
+                x, lengths = _batch(features, part)
+                loss = masked_loss(head(x, lengths), targets[part], pos_weight)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * labelled_entries
+                count += labelled_entries
+            train_loss = total / max(count, 1)
+            val_loss = _evaluate(head, features, targets, val_rows, pos_weight, params.batch)[0] if len(val_rows) else None
+            history.append(EpochLoss(epoch, train_loss, val_loss))
+            monitored = val_loss if val_loss is not None and not math.isnan(val_loss) else train_loss
+            if monitored < best[0] - 1e-7:
+                best, stale = (monitored, epoch, copy.deepcopy(head.state_dict())), 0
+            else:
+                stale += 1
+            report("epochs", epoch, params.epochs)
+            if stale >= params.patience:
+                log.info("early stop after epoch %d (best epoch %d)", epoch, best[1])
+                report("epochs", params.epochs, params.epochs)
+                break
+        head.load_state_dict(best[2])
+    head.eval()
+
+    val_probabilities = _evaluate(head, features, targets, val_rows, pos_weight, params.batch)[1]
+    checkpoint: dict[str, object] = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "labels": emotions,
+        "encoder": encoder.describe(),
+        "pooling": params.pooling,
+        "sampling": {"sample_rate": float(params.sample_rate), "max_side": int(params.max_side)},
+        "params": asdict(params),
+        "head": {"dim": encoder.dim, "hidden": params.hidden, "dropout": DROPOUT},
+        "head_state": {k: v.detach().clone() for k, v in head.state_dict().items()},
+        "training": {
+            "best_epoch": best[1],
+            "epochs_run": len(history),
+            "best_loss": float(best[0]),
+            "monitored": "validation" if len(val_rows) else "training",
+            "videos": {"train": len(train_rows), "validation": len(val_rows), "skipped": len(skipped)},
+        },
+        "metrics": {},
+        "emocore": emocore.__version__,
+    }
+    encoder_state = encoder.state_dict()
+    if encoder_state is not None:
+        checkpoint["encoder_state"] = encoder_state
+    return TrainResult(
+        checkpoint=checkpoint,
+        history=tuple(history),
+        best_epoch=best[1],
+        validation=Validation(tuple(keys[i] for i in val_rows), val_probabilities, targets_np[val_rows]),
+        train_keys=tuple(keys[i] for i in train_rows),
+        skipped=tuple(skipped),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------
+
+_REQUIRED = ("labels", "encoder", "pooling", "sampling", "head", "head_state")
+
+
+def save_checkpoint(path: Path, checkpoint: Mapping[str, object]) -> None:
+    """Write a checkpoint atomically (a temporary file renamed into place)."""
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError("not an emocore trained-model checkpoint (no 'format': 'emocore-trained')")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        torch.save(dict(checkpoint), partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, object]:
+    """Read a checkpoint with `weights_only=True`; CheckpointError with a one-line reason otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — pickles, zips, truncations all fail in their own way
+        raise CheckpointError(f"{path} is not an emocore model checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an emocore model checkpoint")
+    version = checkpoint.get("version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} is damaged (no format version)")
+    if version > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} was made by a newer emocore (checkpoint format {version}; this one reads up to "
+            f"{CHECKPOINT_VERSION}): upgrade emocore"
+        )
+    missing = [key for key in _REQUIRED if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is damaged (missing {', '.join(missing)})")
+    return checkpoint
+
+
+def head_for(checkpoint: Mapping[str, object]) -> VideoHead:
+    """The checkpoint's trained head, in eval mode."""
+    shape = checkpoint["head"]
+    head = VideoHead(int(shape["dim"]), len(checkpoint["labels"]), str(checkpoint["pooling"]),  # type: ignore[index]
+                     int(shape["hidden"]), float(shape.get("dropout", DROPOUT)))  # type: ignore[index,union-attr]
+    try:
+        head.load_state_dict(checkpoint["head_state"])  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        raise CheckpointError("the checkpoint's head weights do not fit its own description") from exc
+    return head.eval()
+
+
+def encoder_for(checkpoint: Mapping[str, object]) -> FrameEncoder:
+    """The frame encoder the checkpoint was trained on, giving the same features.
+
+    Raises CheckpointError when that encoder cannot be rebuilt here (e.g. ImageNet weights that
+    cannot be fetched): scoring with other features would give confident nonsense.
+    """
+    described = dict(checkpoint["encoder"])  # type: ignore[call-overload]
+    state = checkpoint.get("encoder_state")
+    weights = StoredWeights(str(described["weights"]), state) if state is not None else described.get("weights")
+    seed = int(dict(checkpoint.get("params") or {}).get("seed", 0))
+    encoder = make_encoder(str(described["name"]), weights=weights, seed=seed)  # type: ignore[arg-type]
+    if encoder.describe() != described:
+        raise CheckpointError(
+            f"the model needs {described['name']} features with {described.get('weights')} weights, "
+            f"but here the encoder has {encoder.describe().get('weights')} weights"
+        )
+    return encoder
+
+
+def predict_videos(checkpoint: Mapping[str, object] | Path, paths: Sequence[Path], *, cache_dir: Path | None,
+                   progress: Progress | None = None) -> np.ndarray:
+    """(N, E) ad-level probabilities of the checkpoint's emotions for each video (VideoError if unreadable)."""
+    if not isinstance(checkpoint, Mapping):
+        checkpoint = load_checkpoint(Path(checkpoint))
+    encoder, head = encoder_for(checkpoint), head_for(checkpoint)
+    sampling = checkpoint["sampling"]
+    out = np.zeros((len(paths), len(checkpoint["labels"])), dtype=np.float32)  # type: ignore[arg-type]
+    for i, path in enumerate(paths):
+        features = video_features(Path(path), encoder, sample_rate=float(sampling["sample_rate"]),  # type: ignore[index]
+                                  max_side=int(sampling["max_side"]), cache_dir=cache_dir)  # type: ignore[index]
+        with torch.inference_mode():
+            logits = head(torch.from_numpy(features)[None], torch.tensor([len(features)]))
+        out[i] = torch.sigmoid(logits)[0].numpy()
+        if progress is not None:
+            progress("features", i + 1, len(paths))
+    return out
+
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "EpochLoss",
+    "LabelledVideos",
+    "SkippedVideo",
+    "TrainParams",
+    "TrainResult",
+    "TrainingError",
+    "Validation",
+    "VideoHead",
+    "encoder_for",
+    "head_for",
+    "load_checkpoint",
+    "masked_loss",
+    "positive_weights",
+    "predict_videos",
+    "save_checkpoint",
+    "split_indices",
+    "train",
+]

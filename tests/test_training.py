@@ -1,0 +1,415 @@
+"""Frame features (emocore.features), training (emocore.training) and the trained model (emocore.models.trained).
+
+Exact behaviour is checked on tiny synthetic clips: reddish shots labelled funny=1, bluish ones
+funny=0, which even randomly initialised resnet18 features separate (ImageNet weights cannot be
+downloaded here, so every test uses `weights=None` or a local file). The real demo clips get a
+smoke run of the whole path: train, save, reload, score frames through `load_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import emocore.features as features_module
+import media
+from emocore.errors import UnknownModel, VideoError
+from emocore.features import (
+    EncoderWeightsError,
+    TorchvisionEncoder,
+    imagenet_state,
+    make_encoder,
+    video_features,
+)
+from emocore.models import load_model
+from emocore.models.trained import TrainedModel
+from emocore.training import (
+    CheckpointError,
+    TrainingError,
+    TrainParams,
+    VideoHead,
+    head_for,
+    load_checkpoint,
+    masked_loss,
+    positive_weights,
+    predict_videos,
+    save_checkpoint,
+    split_indices,
+    train,
+)
+
+RED_SHADES = [(200 + 8 * i, 30 + 6 * i, 30 + 4 * i) for i in range(6)]
+BLUE_SHADES = [(30 + 4 * i, 30 + 6 * i, 200 + 8 * i) for i in range(6)]
+#: Fast test sampling: every clip is 2 s, so 2 frames each.
+FAST = dict(weights=None, sample_rate=1.0, max_side=64, epochs=40, val_fraction=0.25, patience=8)
+
+
+@dataclass(frozen=True)
+class Video:
+    key: str
+    path: Path
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A minimal stand-in for emocore.labels.LabelSet: what `train` reads."""
+
+    videos: tuple[Video, ...]
+    emotions: tuple[str, ...] = ("funny", "exciting")
+    notes: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def colour_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Twelve 2 s 64×48 clips at 5 fps (media.color_cut_clip): six in shades of red, then six of blue."""
+    folder = tmp_path_factory.mktemp("colours")
+    return [
+        media.color_cut_clip(folder / f"clip{i:02d}.mp4", seconds=2, cut_at=1, fps=5, size=(64, 48),
+                             colors=(colour, colour), seed=i)
+        for i, colour in enumerate(RED_SHADES + BLUE_SHADES)
+    ]
+
+
+@pytest.fixture(scope="module")
+def colour_labels(colour_clips: list[Path]) -> Labels:
+    """funny = 1 for the red clips, 0 for the blue; exciting labelled on two thirds only (NaN elsewhere)."""
+    videos = []
+    for i, path in enumerate(colour_clips):
+        scores = {"funny": 1.0 if i < 6 else 0.0}
+        if i % 3:
+            scores["exciting"] = float(i % 2)
+        videos.append(Video(path.stem, path, scores))
+    return Labels(tuple(videos))
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One feature cache shared by the module's trainings, so each clip is decoded once."""
+    return tmp_path_factory.mktemp("features")
+
+
+@pytest.fixture(scope="module")
+def trained_mean(colour_labels: Labels, feature_cache: Path):
+    """A mean-pooling head trained on the colour clips (random resnet18 features)."""
+    return train(colour_labels, TrainParams(pooling="mean", **FAST), cache_dir=feature_cache)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(trained_mean, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`trained_mean` saved to disk."""
+    path = tmp_path_factory.mktemp("model") / "colours.pt"
+    save_checkpoint(path, trained_mean.checkpoint)
+    return path
+
+
+def _accuracy(result) -> float:
+    funny = result.validation.labels[:, 0]
+    return float(((result.validation.probabilities[:, 0] >= 0.5) == (funny >= 0.5)).mean())
+
+
+def _frame(colour: tuple[int, int, int], size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    return np.full((*size, 3), colour, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backbone, dim", [("resnet18", 512), ("mobilenet_v3_small", 576),
+                                           ("mobilenet_v3_large", 960), ("efficientnet_b0", 1280)])
+def test_every_backbone_gives_pooled_features(backbone: str, dim: int) -> None:
+    encoder = make_encoder(backbone)
+    frames = [_frame((200, 30, 30)), _frame((30, 30, 200), (90, 160))]  # two sizes in one call
+    out = encoder.encode(frames)
+    assert encoder.dim == dim and out.shape == (2, dim) and out.dtype == np.float32
+    assert encoder.describe()["weights"] == "random:0" and encoder.describe()["backbone"] == backbone
+    assert encoder.encode([]).shape == (0, dim)
+
+
+def test_random_weights_are_seeded() -> None:
+    frames = [_frame((120, 60, 30))]
+    same = make_encoder("mobilenet_v3_small", seed=3).encode(frames)
+    assert np.array_equal(same, make_encoder("mobilenet_v3_small", seed=3).encode(frames))
+    assert not np.array_equal(same, make_encoder("mobilenet_v3_small", seed=4).encode(frames))
+
+
+def test_unknown_encoder_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownModel, match="resnet18"):
+        make_encoder("vgg99")
+    with pytest.raises(UnknownModel):
+        make_encoder("resnet18:wide")
+
+
+def test_weights_from_a_file(tmp_path: Path) -> None:
+    source = TorchvisionEncoder("mobilenet_v3_small", weights=None, seed=7)
+    path = tmp_path / "mnv3.pt"
+    torch.save(source.state_dict(), path)
+    loaded = TorchvisionEncoder("mobilenet_v3_small", weights=path)
+    assert str(loaded.describe()["weights"]).startswith("file:") and len(str(loaded.describe()["weights"])) == 17
+    assert loaded.state_dict() is not None
+    frames = [_frame((10, 200, 90))]
+    assert np.array_equal(loaded.encode(frames), source.encode(frames))
+    with pytest.raises(EncoderWeightsError, match="not resnet18 weights"):
+        TorchvisionEncoder("resnet18", weights=path)
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(EncoderWeightsError):
+        TorchvisionEncoder("resnet18", weights=tmp_path / "junk.pt")
+
+
+def test_imagenet_offline_falls_back_to_random_fast_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("EMOCORE_OFFLINE", raising=False)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    start = time.perf_counter()
+    encoder = make_encoder("mobilenet_v3_small", weights="imagenet", seed=2)
+    assert time.perf_counter() - start < 5
+    assert encoder.describe()["weights"] == "random:2"
+    assert encoder.state_dict() is not None  # so a checkpoint alone reproduces these features
+    assert any("RANDOM weights" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_server_that_never_answers_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def hang(*args: object, **kwargs: object) -> None:
+        time.sleep(3)
+
+    monkeypatch.setattr(urllib.request, "urlopen", hang)
+    start = time.perf_counter()
+    state, reason = imagenet_state("https://example.invalid/resnet18-f37072fd.pth", timeout=0.2)
+    assert state is None and "0.2 s" in reason and time.perf_counter() - start < 1.5
+
+
+def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file already in $TORCH_HOME/hub/checkpoints is used without the network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
+    source = TorchvisionEncoder("mobilenet_v3_small", weights=None, seed=5)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(source.state_dict(), tmp_path / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth")
+    encoder = make_encoder("mobilenet_v3_small", weights="imagenet")
+    assert encoder.describe()["weights"] == "imagenet" and encoder.state_dict() is None
+    assert np.array_equal(encoder.encode([_frame((1, 2, 3))]), source.encode([_frame((1, 2, 3))]))
+
+
+def test_feature_cache_hit_avoids_decoding(colour_clips: list[Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Path] = []
+    real_open = features_module.open_video
+    monkeypatch.setattr(features_module, "open_video", lambda path: opened.append(path) or real_open(path))
+    encoder = make_encoder("mobilenet_v3_small")
+    first = video_features(colour_clips[0], encoder, sample_rate=2.0, max_side=64, cache_dir=tmp_path)
+    again = video_features(colour_clips[0], encoder, sample_rate=2.0, max_side=64, cache_dir=tmp_path)
+    assert len(opened) == 1 and np.array_equal(first, again) and first.shape == (4, 576)
+    video_features(colour_clips[0], encoder, sample_rate=1.0, max_side=64, cache_dir=tmp_path)
+    video_features(colour_clips[0], make_encoder("mobilenet_v3_small", seed=1), sample_rate=2.0, max_side=64,
+                   cache_dir=tmp_path)
+    assert len(opened) == 3  # another sampling rate, another encoder: other keys
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_a_corrupt_cache_file_is_recomputed(colour_clips: list[Path], tmp_path: Path) -> None:
+    encoder = make_encoder("mobilenet_v3_small")
+    first = video_features(colour_clips[1], encoder, max_side=64, cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("*.npy")
+    cached.write_bytes(cached.read_bytes()[:100])
+    assert np.array_equal(video_features(colour_clips[1], encoder, max_side=64, cache_dir=tmp_path), first)
+    np.save(cached, np.zeros((2, 3), dtype=np.float32))  # loads, but the wrong array
+    assert np.array_equal(video_features(colour_clips[1], encoder, max_side=64, cache_dir=tmp_path), first)
+    assert np.array_equal(np.load(cached), first)
+
+
+def test_a_bad_video_raises_video_error(tmp_path: Path) -> None:
+    with pytest.raises(VideoError):
+        video_features(media.text_as_video(tmp_path / "text.mp4"), make_encoder("mobilenet_v3_small"),
+                       cache_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mean_pooling_learns_red_from_blue(trained_mean) -> None:
+    assert len(trained_mean.validation.keys) == 3 and len(trained_mean.train_keys) == 9
+    assert _accuracy(trained_mean) > 0.9
+    assert trained_mean.history[trained_mean.best_epoch - 1].val_loss == min(h.val_loss for h in trained_mean.history)
+    assert np.isfinite([h.train_loss for h in trained_mean.history]).all()
+
+
+def test_lstm_pooling_trains_too(colour_labels: Labels, feature_cache: Path) -> None:
+    result = train(colour_labels, TrainParams(pooling="lstm", hidden=32, **FAST), cache_dir=feature_cache)
+    assert _accuracy(result) > 0.9
+    assert result.checkpoint["pooling"] == "lstm" and "lstm.weight_ih_l0" in result.checkpoint["head_state"]
+
+
+def test_training_is_deterministic(trained_mean, colour_labels: Labels, feature_cache: Path) -> None:
+    torch.manual_seed(1234)  # the caller's random state must not matter, nor be changed
+    before = torch.get_rng_state()
+    again = train(colour_labels, TrainParams(pooling="mean", **FAST), cache_dir=feature_cache)
+    assert torch.equal(torch.get_rng_state(), before)
+    for name, tensor in trained_mean.checkpoint["head_state"].items():
+        assert torch.equal(tensor, again.checkpoint["head_state"][name]), name
+    other = train(colour_labels, TrainParams(pooling="mean", **{**FAST, "seed": 1}), cache_dir=feature_cache)
+    assert not torch.equal(other.checkpoint["head_state"]["linear.weight"],
+                           trained_mean.checkpoint["head_state"]["linear.weight"])
+
+
+def test_progress_is_reported(colour_labels: Labels, feature_cache: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    train(colour_labels, TrainParams(**{**FAST, "epochs": 3}), cache_dir=feature_cache,
+          progress=lambda *call: calls.append(call))
+    assert ("features", 12, 12) in calls and calls[-1] == ("epochs", 3, 3)
+
+
+def test_masked_labels_add_nothing() -> None:
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    loss = masked_loss(logits, targets)
+    loss.backward()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([2.0, 0.5, 3.0]), torch.tensor([1.0, 0.0, 1.0]))
+    assert torch.isclose(loss, expected)
+    assert logits.grad[0, 1] == 0 and (logits.grad[[0, 1, 1], [0, 0, 1]] != 0).all()
+    weights = positive_weights(np.array([[1.0, np.nan], [0.0, np.nan], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32))
+    assert weights.tolist() == [3.0, 1.0]  # 3 negatives per positive; all-positive column: 1
+
+
+def test_partly_labelled_emotion_and_unusable_videos(colour_labels: Labels, feature_cache: Path,
+                                                     tmp_path: Path) -> None:
+    broken = media.text_as_video(tmp_path / "broken.mp4")
+    videos = colour_labels.videos + (Video("broken", broken, {"funny": 1.0}),
+                                     Video("unlabelled", colour_labels.videos[0].path, {}))
+    result = train(Labels(videos), TrainParams(**FAST), cache_dir=feature_cache)
+    assert {s.key: s.reason for s in result.skipped}.keys() == {"broken", "unlabelled"}
+    assert "no emotion" in {s.key: s.reason for s in result.skipped}["unlabelled"]
+    assert np.isfinite(result.validation.probabilities).all()
+    assert np.isnan(result.validation.labels).any() or np.isnan(colour_labels_matrix(colour_labels)).any()
+
+
+def colour_labels_matrix(labels: Labels) -> np.ndarray:
+    return np.array([[v.scores.get(e, np.nan) for e in labels.emotions] for v in labels.videos])
+
+
+def test_too_few_videos_and_bad_params(colour_labels: Labels, feature_cache: Path) -> None:
+    with pytest.raises(TrainingError, match="need at least 2"):
+        train(Labels(colour_labels.videos[:1]), TrainParams(**FAST), cache_dir=feature_cache)
+    with pytest.raises(ValueError):
+        TrainParams(pooling="max")
+    with pytest.raises(ValueError):
+        TrainParams(val_fraction=1.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train(Labels((Video("a", colour_labels.videos[0].path, {"funny": 2.0}),) + colour_labels.videos[1:]),
+              TrainParams(**FAST), cache_dir=feature_cache)
+
+
+def test_split_is_seeded_and_stratified() -> None:
+    first = np.array([1.0] * 10 + [0.0] * 10)
+    train_rows, val_rows = split_indices(first, 0.2, seed=0)
+    assert len(val_rows) == 4 and first[val_rows].sum() == 2
+    assert sorted(np.concatenate([train_rows, val_rows]).tolist()) == list(range(20))
+    assert np.array_equal(split_indices(first, 0.2, seed=0)[1], val_rows)
+    assert len(split_indices(first, 0.0, seed=0)[1]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints, prediction and the trained model
+# ---------------------------------------------------------------------------------------------
+
+
+def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(
+    trained_mean, checkpoint_file: Path, colour_labels: Labels, tmp_path: Path
+) -> None:
+    raw = torch.load(checkpoint_file, weights_only=True)
+    assert raw["format"] == "emocore-trained" and raw["version"] == 1 and raw["labels"] == ["funny", "exciting"]
+    assert raw["encoder"]["weights"] == "random:0" and "encoder_state" in raw  # random: the file carries them
+    assert raw["params"]["pooling"] == "mean" and raw["sampling"] == {"sample_rate": 1.0, "max_side": 64}
+    checkpoint = load_checkpoint(checkpoint_file)
+    by_key = {v.key: v.path for v in colour_labels.videos}
+    paths = [by_key[key] for key in trained_mean.validation.keys]
+    # an empty feature cache: features recomputed from the checkpoint's own encoder weights
+    predicted = predict_videos(checkpoint, paths, cache_dir=tmp_path)
+    np.testing.assert_allclose(predicted, trained_mean.validation.probabilities, atol=1e-6)
+    assert np.array_equal(predict_videos(checkpoint_file, paths, cache_dir=tmp_path), predicted)
+
+
+def test_bad_checkpoints_are_named(tmp_path: Path, trained_mean) -> None:
+    (tmp_path / "junk.pt").write_text("not a model")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    save_checkpoint(tmp_path / "newer.pt", {**trained_mean.checkpoint, "version": 99})
+    with pytest.raises(CheckpointError, match="not an emocore model checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="not an emocore model checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="newer emocore"):
+        load_checkpoint(tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match="no such model file"):
+        load_model(f"trained:{tmp_path / 'missing.pt'}")
+
+
+def test_frame_logits_score_a_frame_as_a_one_frame_video() -> None:
+    torch.manual_seed(0)
+    for pooling in ("mean", "lstm"):
+        head = VideoHead(8, 3, pooling, hidden=4).eval()
+        frames = torch.randn(5, 8)
+        one_by_one = torch.cat([head(f[None, None], torch.tensor([1])) for f in frames])
+        torch.testing.assert_close(head.frame_logits(frames), one_by_one)
+
+
+def test_trained_model_scores_frames_through_load_model(checkpoint_file: Path, caplog) -> None:
+    with load_model(f"trained:{checkpoint_file}") as model:
+        assert isinstance(model, TrainedModel) and model.name == "trained" and len(model.version) == 12
+        assert model.labels == ("funny", "exciting")
+        assert load_model(model.spec).version == model.version
+        frames = [_frame(RED_SHADES[0]), _frame(BLUE_SHADES[0]), _frame(RED_SHADES[3], (120, 160))]
+        scores = model.analyse(frames)
+        assert scores.faces is None and scores.probabilities.shape == (3, 2)
+        assert scores.probabilities.dtype == np.float32
+        assert ((scores.probabilities >= 0) & (scores.probabilities <= 1)).all()
+        funny = scores.probabilities[:, 0]
+        assert funny[0] > 0.5 > funny[1] and funny[2] > 0.5
+        explain = model.explanation_input(frames[0], None)  # the base class's whole frame: LIME/SHAP work
+        assert explain is not None and explain.predict(explain.image[None]).shape == (1, 2)
+
+
+def test_unknown_model_lists_the_prefix_forms() -> None:
+    with pytest.raises(UnknownModel, match=r"known models: fer, trained:PATH"):
+        load_model("nope")
+    with pytest.raises(UnknownModel, match="needs an argument"):
+        load_model("trained:")
+
+
+def test_demo_clips_smoke(megamind: Path, carphone: Path, bunny: Path, tmp_path: Path) -> None:
+    """Real footage end to end: features, an LSTM head, a checkpoint, frames scored by load_model."""
+    labels = Labels((Video("megamind", megamind, {"funny": 1.0, "exciting": 1.0}),
+                     Video("carphone", carphone, {"funny": 0.0, "exciting": 0.0}),
+                     Video("bunny", bunny, {"funny": 1.0})))
+    params = TrainParams(weights=None, pooling="lstm", sample_rate=0.5, max_side=240, epochs=5, val_fraction=0.34)
+    result = train(labels, params, cache_dir=tmp_path / "features")
+    assert len(result.validation.keys) == 1 and not result.skipped
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 3
+    save_checkpoint(tmp_path / "demo.pt", result.checkpoint)
+    with load_model(f"trained:{tmp_path / 'demo.pt'}") as model:
+        from emocore.video import open_video
+
+        with open_video(carphone) as video:
+            frames = [f.image for f in video.sample(1.0, max_side=240)]
+        probabilities = model.predict(frames)
+        assert probabilities.shape == (len(frames), 2) and np.isfinite(probabilities).all()
+    assert head_for(load_checkpoint(tmp_path / "demo.pt")).pooling == "lstm"
