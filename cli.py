@@ -153,7 +153,12 @@ def _summary(report: object) -> None:
 def index(
     folder: Path = typer.Argument(..., help="Folder of videos (searched recursively) or one video file."),
     cache: Path = CacheOption,
-    model: str = typer.Option("fer", "--model", help="Emotion model (registered name)."),
+    model: str = typer.Option("fer", "--model", help="Emotion model: fer (default, offline), trained:PATH "
+                              "(a model made by `train`), or clip (zero-shot, any emotion words)."),
+    words: str = typer.Option("", "--emotions", help="clip only: comma-separated emotion words to score."),
+    clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="clip only: a local open_clip checkpoint."),
+    clip_download: bool = typer.Option(False, "--clip-download",
+                                       help="clip only: let open_clip download its weights once (needs internet)."),
     rate: float = typer.Option(2.0, "--rate", help="Frames scored per second of video."),
     max_side: int = typer.Option(1280, "--max-side", help="Long side in pixels of the frames the model sees."),
     smooth_s: float = typer.Option(1.5, "--smooth", help="Smoothing window in seconds for aggregates and peaks (0: none)."),
@@ -187,7 +192,22 @@ def index(
         explaining = _explain_params(method, samples, seed, KeyFrameParams(top_moments=explain_top, emotions=emotions))
     except ValueError as exc:
         _usage(exc)
-    code = _run_index(folder, cache, model, params, explaining if explain else None, force=force, threads=threads)
+    options: dict[str, object] = {}
+    if model == "clip":
+        if words:
+            options["emotions"] = tuple(w.strip() for w in words.split(",") if w.strip())
+        options.update(weights=clip_weights, allow_download=clip_download)
+    elif words or clip_weights or clip_download:
+        _usage(ValueError("--emotions, --clip-weights and --clip-download go with --model clip"))
+    chosen: object = model
+    if options:
+        from emocore.models import load_model
+
+        try:
+            chosen = load_model(model, **options)
+        except (EmocoreError, ValueError) as exc:
+            _fail(exc)
+    code = _run_index(folder, cache, chosen, params, explaining if explain else None, force=force, threads=threads)
     if code != EXIT_OK:
         raise typer.Exit(code)
 
@@ -206,7 +226,7 @@ def _explain_params(method: str, samples: int, seed: int, keyframes: object = No
                          keyframes=keyframes or KeyFrameParams())
 
 
-def _run_index(folder: Path, cache: Path, model: str, params: object, explain: object, *, force: bool,
+def _run_index(folder: Path, cache: Path, model: object, params: object, explain: object, *, force: bool,
                threads: int) -> int:
     """Index with progress bars and a summary; returns the exit code."""
     from emocore.indexer import index_folder
@@ -283,6 +303,152 @@ def _read_rgb(path: Path) -> object:
 
     image = cv2.imread(str(path))
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _labels(pitt: list[Path], videos: Optional[Path], csv: Optional[Path], protocol: bool,
+            id_list: Optional[Path]) -> object:
+    from emocore.experiments import read_labels
+
+    try:
+        labels = read_labels(pitt=pitt, videos=videos, csv=csv, protocol=protocol, id_list=id_list)
+    except ValueError as exc:
+        _usage(exc)
+    except EmocoreError as exc:
+        _fail(exc)
+    dropped = sum(labels.dropped.values())
+    out.print(f"{len(labels)} labelled videos ({', '.join(labels.emotions)})"
+              + (f"; {len(labels.missing)} labelled but not found, skipped" if labels.missing else "")
+              + (f"; {dropped} ambiguous labels dropped by the protocol" if dropped else ""), soft_wrap=True)
+    return labels
+
+
+PittOption = typer.Option([], "--pitt", help="A Pitt annotation file (video_Funny_clean.json, ..._raw.json); repeat for several.")
+VideosOption = typer.Option(None, "--videos", help="Folder of the Pitt videos, named <YouTube id>.<ext>.")
+CsvOption = typer.Option(None, "--csv", help="A CSV of path,emotion,score (score in [0, 1]).")
+ProtocolOption = typer.Option(False, "--protocol", help="The paper's protocol: ≥ 0.7 positive, ≤ 0.3 negative, the rest dropped.")
+IdListOption = typer.Option(None, "--id-list", help="Pitt's final_video_id_list.csv: ids not in it are errors.")
+
+
+def _stage_bars(progress: Progress) -> object:
+    tasks: dict[str, object] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return report
+
+
+def _metrics_table(metrics: object, title: str) -> None:
+    table = Table(title=title, caption="maj. = always the majority class; rand. = random at the positive rate")
+    for column in ("emotion", "n", "AUC", "F1", "prec.", "recall", "acc.", "maj. acc.", "maj. F1", "rand. acc."):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for m in metrics:  # type: ignore[attr-defined]
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(m.emotion, str(m.n), fmt(m.roc_auc), fmt(m.f1), fmt(m.precision), fmt(m.recall),
+                      fmt(m.accuracy), fmt(m.majority_accuracy), fmt(m.majority_f1), fmt(m.random_accuracy))
+    out.print(table)
+
+
+@app.command()
+def train(
+    pitt: list[Path] = PittOption,
+    videos: Optional[Path] = VideosOption,
+    csv: Optional[Path] = CsvOption,
+    protocol: bool = ProtocolOption,
+    id_list: Optional[Path] = IdListOption,
+    backbone: str = typer.Option("resnet18", "--backbone",
+                                 help="resnet18, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0 or clip:ViT-B-32."),
+    weights: str = typer.Option("imagenet", "--weights",
+                                help="Backbone weights: imagenet (downloaded when possible), a state-dict file, or random."),
+    pooling: str = typer.Option("mean", "--pooling", help="Pooling over frames: mean or lstm."),
+    epochs: int = typer.Option(50, "--epochs", help="Most epochs (early stopping ends sooner)."),
+    rate: float = typer.Option(1.0, "--rate", help="Frames per second read from each video."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, initialisation and batches."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of videos held out for validation."),
+    out_path: Path = typer.Option(DEFAULT_CACHE / "models" / "model.pt", "--out", help="Where to save the checkpoint."),
+    cache: Path = CacheOption,
+) -> None:
+    """Train an ad-level classifier (funny, exciting, ...) on labelled videos; saves a checkpoint."""
+    from emocore.experiments import train_model
+    from emocore.training import TrainParams
+
+    try:
+        params = TrainParams(backbone=backbone, weights=None if weights == "random" else weights, pooling=pooling,
+                             epochs=epochs, sample_rate=rate, seed=seed, val_fraction=val_fraction)
+    except ValueError as exc:
+        _usage(exc)
+    labels = _labels(pitt, videos, csv, protocol, id_list)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True) as progress:
+            run = train_model(labels, params, out=out_path, cache_dir=cache / "features",
+                              progress=_stage_bars(progress))
+    except (EmocoreError, ValueError) as exc:
+        _fail(exc)
+    for key, reason in run.skipped:
+        err.print(f"skipped {key}: {reason}", soft_wrap=True, highlight=False)
+    out.print(f"trained on {run.trained_on} videos for {run.epochs} epochs (best: epoch {run.best_epoch}); "
+              f"features: {run.encoder.get('backbone', run.encoder)} ({run.encoder.get('weights', '')})", soft_wrap=True)
+    if run.validation:
+        _metrics_table(run.validation, f"validation ({run.validated_on} videos held out)")
+    out.print(f"checkpoint saved to {run.checkpoint_path}; score ads with "
+              f"`python cli.py index FOLDER --model trained:{run.checkpoint_path}`", soft_wrap=True)
+
+
+@app.command()
+def evaluate(
+    model_path: Optional[Path] = typer.Option(None, "--model", help="A checkpoint made by `train`."),
+    pitt: list[Path] = PittOption,
+    videos: Optional[Path] = VideosOption,
+    csv: Optional[Path] = CsvOption,
+    protocol: bool = ProtocolOption,
+    id_list: Optional[Path] = IdListOption,
+    kfold: int = typer.Option(0, "--kfold", help="k-fold cross-validation instead (k ≥ 2): mean ± std over the folds."),
+    backbone: str = typer.Option("resnet18", "--backbone", help="k-fold: the backbone to train."),
+    weights: str = typer.Option("imagenet", "--weights", help="k-fold: backbone weights (imagenet, a file, random)."),
+    pooling: str = typer.Option("mean", "--pooling", help="k-fold: mean or lstm."),
+    seed: int = typer.Option(0, "--seed", help="k-fold: seed of the folds and the training."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json/csv and the charts."),
+    cache: Path = CacheOption,
+) -> None:
+    """Evaluate a trained model (or k-fold train-and-test) on labelled videos: ROC-AUC, F1, precision,
+    recall, accuracy per emotion beside the majority-class and random baselines, with charts."""
+    from emocore.experiments import cross_validate, evaluate_model, save_evaluation
+    from emocore.training import TrainParams
+
+    if (model_path is None) == (kfold == 0):
+        _usage(ValueError("give either --model PATH (evaluate a trained model) or --kfold K (cross-validate)"))
+    labels = _labels(pitt, videos, csv, protocol, id_list)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True) as progress:
+            if model_path is not None:
+                result = evaluate_model(model_path, labels, cache_dir=cache / "features",
+                                        progress=_stage_bars(progress))
+            else:
+                params = TrainParams(backbone=backbone, weights=None if weights == "random" else weights,
+                                     pooling=pooling, seed=seed)
+                result = cross_validate(labels, params, folds=kfold, cache_dir=cache / "features",
+                                        progress=_stage_bars(progress))
+        target = out_dir or cache / "evaluations" / (model_path.stem if model_path else f"kfold{kfold}")
+        written = save_evaluation(result, target)
+    except (EmocoreError, ValueError) as exc:
+        _fail(exc)
+    for key, reason in result.skipped:
+        err.print(f"skipped {key}: {reason}", soft_wrap=True, highlight=False)
+    _metrics_table(result.metrics, f"{result.source}: {result.videos} videos")
+    if result.folds:
+        table = Table(title=f"mean ± std over {kfold} folds")
+        for column in ("emotion", "ROC-AUC", "F1", "accuracy", "majority acc."):
+            table.add_column(column, justify="right")
+        for emotion, figures in result.folds.items():
+            cell = lambda name: "—" if name not in figures else f"{figures[name][0]:.3f} ± {figures[name][1]:.3f}"  # noqa: E731
+            table.add_row(emotion, cell("roc_auc"), cell("f1"), cell("accuracy"), cell("majority_accuracy"))
+        out.print(table)
+    out.print(f"saved {len(written)} files to {target} (metrics.json, metrics.csv, confusion and calibration charts)",
+              soft_wrap=True)
 
 
 @app.command("ls")

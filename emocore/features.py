@@ -17,7 +17,8 @@ Contract:
   the network with a short timeout); when that fails the encoder logs a WARNING and uses seeded
   random weights, and `describe()` says so ("random:<seed>"). A path loads a state dict with
   `weights_only=True` ("file:<sha256[:12]>"); None gives seeded random weights; `StoredWeights`
-  restores weights carried by a checkpoint under the label they were made with.
+  restores weights carried by a checkpoint under the label they were made with; "random" or
+  "random:<seed>" asks for random weights by name (as the CLIP encoder accepts too).
 - `video_features` decodes the video once (sequential sampling), encodes in batches, and caches the
   array as `<cache_dir>/<sha256 of the file>_<hash of encoder + sampling>.npy`, written atomically.
   A cache file that does not load as the expected array is recomputed. Unreadable videos raise
@@ -156,6 +157,11 @@ class TorchvisionEncoder:
             raise ValueError(f"unknown torchvision backbone {backbone!r}; known: {', '.join(BACKBONES)}")
         from torchvision.models import get_model, get_model_weights
 
+        if isinstance(weights, str) and (weights == "random" or weights.startswith("random:")):
+            text = weights.partition(":")[2]
+            if text and not text.isdigit():
+                raise ValueError(f"random weights take an integer seed (random:<seed>), got {weights!r}")
+            seed, weights = int(text or seed), None
         self.name = backbone
         self.backbone = backbone
         self.dim, self._head_prefix = BACKBONES[backbone]

@@ -294,7 +294,7 @@ def index_video(
                            seconds=time.perf_counter() - start, dominant=existing.dominant, explained=explained)
 
     base = dict(key=key, content_hash=digest, params_hash=p_digest, params=described, name=path.name,
-                path=label, size_bytes=stat.st_size, model=model.name, model_version=model.version,
+                path=label, size_bytes=stat.st_size, model=model.spec, model_version=model.version,
                 labels=tuple(model.labels))
     try:
         scored = score_video(path, model, params, progress)

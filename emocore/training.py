@@ -387,7 +387,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
         "encoder": encoder.describe(),
         "pooling": params.pooling,
         "sampling": {"sample_rate": float(params.sample_rate), "max_side": int(params.max_side)},
-        "params": asdict(params),
+        "params": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(params).items()},  # plain types only
         "head": {"dim": encoder.dim, "hidden": params.hidden, "dropout": DROPOUT},
         "head_state": {k: v.detach().clone() for k, v in head.state_dict().items()},
         "training": {

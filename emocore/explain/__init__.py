@@ -159,7 +159,7 @@ def explain_ad(
     """
     if ad.status != "ok" or ad.frames == 0:
         return 0
-    if (model.name, model.version) != (ad.model, ad.model_version):
+    if (model.spec, model.version) != (ad.model, ad.model_version):
         raise ValueError(f"ad {ad.name} was indexed with {ad.model} {ad.model_version}, not {model.version}")
     timeline = store.timeline(ad.key)
     if plan is None:

@@ -37,8 +37,9 @@ def _factory(target: str):  # noqa: ANN202 — a model class or function
 
 
 def known_models() -> list[str]:
-    """Every accepted model name, prefix forms included, for help texts and errors."""
-    return sorted(BACKENDS) + sorted(form for _, form in PREFIXED.values())
+    """Every accepted model name (the default first), prefix forms included, for help texts and errors."""
+    names = sorted(BACKENDS, key=lambda name: (name != DEFAULT_MODEL, name))
+    return names + sorted(form for _, form in PREFIXED.values())
 
 
 def load_model(name: str = DEFAULT_MODEL, **options: object) -> EmotionModel:

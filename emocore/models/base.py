@@ -78,6 +78,11 @@ class EmotionModel(ABC):
 
         return ExplainInput(small, predict, (0, 0, w, h))
 
+    @property
+    def spec(self) -> str:
+        """The name `load_model` rebuilds this model from (stored with every ad it indexes)."""
+        return self.name
+
     def describe(self) -> dict[str, object]:
         """What identifies this model's output: goes into cache keys and report footers."""
         return {"name": self.name, "version": self.version, "labels": list(self.labels)}

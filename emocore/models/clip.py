@@ -283,7 +283,7 @@ def _build(weights: ClipWeights, device: torch.device) -> torch.nn.Module:
                 force_preprocess_cfg=preprocess,
                 device="cpu",
             )
-        except (RuntimeError, OSError, ValueError, KeyError, EOFError) as exc:
+        except Exception as exc:  # noqa: BLE001 — pickle, safetensors, shape errors: one message
             if weights.path is None:
                 raise
             first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
@@ -441,6 +441,9 @@ def _encoder_factory(variant: str, weights: object, seed: int) -> ClipEncoder:
     if isinstance(weights, str) and (weights == "random" or weights.startswith("random:")):
         seed = int(weights.partition(":")[2] or seed)
         return ClipEncoder(variant or DEFAULT_ARCH, None, seed, random_weights=True)
+    if weights == "imagenet":  # the torchvision encoders' default means nothing to CLIP
+        raise ValueError(f"CLIP encoders take a checkpoint path, a pretrained tag (e.g. {SUGGESTED_TAG}) "
+                         "or 'random', not 'imagenet'")
     return ClipEncoder(variant or DEFAULT_ARCH, weights, seed)
 
 

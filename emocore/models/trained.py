@@ -31,8 +31,6 @@ class TrainedModel(EmotionModel):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.spec = f"trained:{self.path.resolve()}"
-        """What `load_model` takes to build this model again (the cache stores only `name`)."""
         checkpoint = load_checkpoint(self.path)
         self.version = content_hash(self.path)[:12]
         self.labels = tuple(str(label) for label in checkpoint["labels"])  # type: ignore[union-attr]
@@ -40,10 +38,17 @@ class TrainedModel(EmotionModel):
         self._head = head_for(checkpoint)
 
     def analyse(self, frames: Sequence[np.ndarray]) -> FrameScores:
+        if len(frames) == 0:
+            return FrameScores(probabilities=np.zeros((0, len(self.labels)), dtype=np.float32), faces=None)
         features = self.encoder.encode(frames)
         with torch.inference_mode():
             logits = self._head.frame_logits(torch.from_numpy(features))
         return FrameScores(probabilities=torch.sigmoid(logits).numpy().astype(np.float32), faces=None)
+
+    @property
+    def spec(self) -> str:
+        """`trained:<absolute path>`: what `load_model` takes to build this model again."""
+        return f"trained:{self.path.resolve()}"
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "encoder": self.encoder.describe()}
