@@ -117,7 +117,7 @@ def main() -> None:
               f"({cold / warm:.0f}x faster)")
 
         demo = labels_for(clips)
-        print(f"\nhead training, epochs/s (no early stop; encoder build time excluded)")
+        print("\nhead training, epochs/s (no early stop; encoder build time excluded)")
         for pooling in ("mean", "lstm"):
             params = TrainParams(backbone=args.backbone, weights=None, pooling=pooling, epochs=50, patience=50,
                                  val_fraction=0.2)
