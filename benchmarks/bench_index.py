@@ -3,7 +3,8 @@
     python benchmarks/bench_index.py [--repeat 3] [--threads 1]
 
 Prints, in one run: the time to fully decode the clip (the floor: PyAV, frame-threaded, every
-frame), the time `index` takes on it (cold cache, model already loaded, as in a batch), their ratio
+frame), the time `index --no-explain` takes on it (cold cache, model already loaded, as in a
+batch; explanations are timed by bench_explain.py), their ratio
 (target ≤ 3×), and where the time goes: the sampling pass (decode + shot detection + conversion of
 the sampled frames), face detection, and classification, each measured alone. Medians of
 `--repeat` runs; the machine is shared and noisy, so read the ratios.
@@ -81,7 +82,8 @@ def main() -> None:
 
     def index_once() -> None:
         with tempfile.TemporaryDirectory() as cache:
-            report = index_folder(clip_dir, cache, model=model, params=params, torch_threads=None)
+            # scores only: explanations are timed by bench_explain.py
+            report = index_folder(clip_dir, cache, model=model, params=params, explain=None, torch_threads=None)
             assert report.count("indexed") == 1, report
 
     floor = median_time(lambda: full_decode(clip), args.repeat)

@@ -38,7 +38,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emocore.scoring import smooth, summarise  # noqa: E402
-from emocore.store import SCHEMA_VERSION, DB_NAME, EmotionFigures, NewAd, Store, Timeline  # noqa: E402
+from emocore.store import SCHEMA_VERSION, DB_NAME, NewAd, Store, Timeline  # noqa: E402
 
 DEFAULT_ROOT = ROOT / "cache" / "bench" / "synthetic-10k"
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -139,8 +139,7 @@ def synthetic_ads(count: int, frames: int, seed: int = SEED) -> Iterator[NewAd]:
                 info={"duration_s": duration, "fps": 25.0, "width": 1280, "height": 720, "rotation": 0,
                       "codec": "synthetic", "has_audio": True},
                 timeline=Timeline(times=times, raw=raw, smoothed=smoothed, faces=faces, boxes=boxes, shots=shots),
-                emotions=tuple(EmotionFigures(e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above)
-                               for e in summary.emotions),
+                emotions=summary.emotions,
                 face_coverage=summary.face_coverage,
                 dominant=summary.dominant,
                 elapsed_s=float(rng.uniform(3.0, 9.0)),
