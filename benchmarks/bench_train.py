@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
@@ -34,21 +33,15 @@ import torch  # noqa: E402
 
 import emocore.training  # noqa: E402
 from emocore.features import make_encoder, video_features  # noqa: E402
+from emocore.labels import LabelledVideo as Video  # noqa: E402
+from emocore.labels import LabelSet  # noqa: E402
 from emocore.training import TrainParams, train  # noqa: E402
 from emocore.video import find_videos, open_video  # noqa: E402
 
 
-@dataclass(frozen=True)
-class Video:
-    key: str
-    path: Path
-    scores: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Labels:
-    videos: tuple[Video, ...]
-    emotions: tuple[str, ...] = ("funny", "exciting")
+def Labels(videos: tuple[Video, ...], emotions: tuple[str, ...] = ("funny", "exciting")) -> LabelSet:  # noqa: N802
+    """A label set as emocore.labels builds it, made in code."""
+    return LabelSet(tuple(videos), emotions, (), {})
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

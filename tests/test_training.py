@@ -12,7 +12,6 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ import torch
 
 import emocore.features as features_module
 import media
+from emocore.labels import LabelledVideo as Video
+from emocore.labels import LabelSet
 from emocore.errors import UnknownModel, VideoError
 from emocore.features import (
     EncoderWeightsError,
@@ -52,19 +53,9 @@ BLUE_SHADES = [(30 + 4 * i, 30 + 6 * i, 200 + 8 * i) for i in range(6)]
 FAST = dict(weights=None, sample_rate=1.0, max_side=64, epochs=40, val_fraction=0.25, patience=8)
 
 
-@dataclass(frozen=True)
-class Video:
-    key: str
-    path: Path
-    scores: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Labels:
-    """A minimal stand-in for emocore.labels.LabelSet: what `train` reads."""
-
-    videos: tuple[Video, ...]
-    emotions: tuple[str, ...] = ("funny", "exciting")
+def Labels(videos: tuple[Video, ...], emotions: tuple[str, ...] = ("funny", "exciting")) -> LabelSet:  # noqa: N802
+    """A label set as emocore.labels builds it, made in code."""
+    return LabelSet(tuple(videos), emotions, (), {})
 
 
 @pytest.fixture(scope="module")
