@@ -37,3 +37,31 @@ class AdNotFound(EmocoreError):
 
 class CorruptExplanation(EmocoreError):
     """A stored explanation cannot be decoded; it is recomputed when asked for again."""
+
+
+class ExportUnavailable(EmocoreError):
+    """Static export (PNG, SVG, PDF) needs a Chromium browser, and none was found or it failed to run."""
+
+
+class EncoderWeightsError(EmocoreError):
+    """A weights file for a frame encoder is missing, unreadable or made for another backbone."""
+
+
+class LabelError(EmocoreError):
+    """A label file is malformed or unusable; the message names the file and the offending entry."""
+
+
+class CheckpointError(EmocoreError):
+    """A file is not an emocore trained-model checkpoint, is damaged, or comes from a newer emocore."""
+
+
+class TrainingError(EmocoreError):
+    """Training cannot run on this data: too few readable, labelled videos."""
+
+
+class ClipWeightsMissing(WeightsMissing):
+    """No CLIP weights to load: neither a local checkpoint nor a cached or downloadable tag."""
+
+
+class ClipWeightsInvalid(EmocoreError):
+    """A CLIP checkpoint file cannot be read or does not fit the architecture."""

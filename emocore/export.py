@@ -49,7 +49,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from emocore.errors import EmocoreError
+from emocore.errors import ExportUnavailable
 
 log = logging.getLogger("emocore")
 
@@ -70,10 +70,6 @@ RENDER_TIMEOUT = 60.0
 PDF_TIMEOUT = 120.0
 #: Size of the static copy of each report chart, in CSS pixels (it is scaled to the page width).
 REPORT_CHART_SIZE = (1100, 480)
-
-
-class ExportUnavailable(EmocoreError):
-    """Static export (PNG, SVG, PDF) needs a Chromium browser, and none was found or it failed to run."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emocore.errors import EmocoreError, UnknownModel, VideoError
+from emocore.errors import EncoderWeightsError, UnknownModel, VideoError
 from emocore.indexer import content_hash
 from emocore.video import open_video
 
@@ -66,10 +66,6 @@ BACKBONES: dict[str, tuple[int, str]] = {
     "mobilenet_v3_large": (960, "classifier."),
     "efficientnet_b0": (1280, "classifier."),
 }
-
-
-class EncoderWeightsError(EmocoreError):
-    """A weights file for a frame encoder is missing, unreadable or made for another backbone."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emocore.errors import EmocoreError, FolderNotFound
+from emocore.errors import FolderNotFound, LabelError
 from emocore.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger("emocore")
@@ -49,10 +49,6 @@ CSV_COLUMNS = ("path", "emotion", "score")
 _YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 _PITT_FILE = re.compile(r"video_(?P<question>.+)_(?P<kind>clean|raw)\.json")
 _EMOTION = re.compile(r"[a-z0-9_ -]+")
-
-
-class LabelError(EmocoreError):
-    """A label file is malformed or unusable; the message names the file and the offending entry."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 import emocore
-from emocore.errors import EmocoreError
+from emocore.errors import CheckpointError, EmocoreError, TrainingError
 from emocore.features import FrameEncoder, StoredWeights, make_encoder, video_features
 
 log = logging.getLogger("emocore")
@@ -54,14 +54,6 @@ DROPOUT = 0.2
 MAX_POS_WEIGHT = 100.0
 
 Progress = Callable[[str, int, int], None]
-
-
-class CheckpointError(EmocoreError):
-    """A file is not an emocore trained-model checkpoint, is damaged, or comes from a newer emocore."""
-
-
-class TrainingError(EmocoreError):
-    """Training cannot run on this data: too few readable, labelled videos."""
 
 
 class LabelledVideo(Protocol):

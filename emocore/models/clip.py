@@ -48,7 +48,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from emocore.errors import EmocoreError, WeightsMissing
+from emocore.errors import ClipWeightsInvalid, ClipWeightsMissing
 from emocore.models.base import EmotionModel, ExplainInput, FrameScores
 
 log = logging.getLogger("emocore")
@@ -65,14 +65,6 @@ BATCH = 16
 DOWNLOAD_CONNECT_TIMEOUT_S = 5.0
 #: CLIP caps its learned temperature at 100.
 MAX_LOGIT_SCALE = 100.0
-
-
-class ClipWeightsMissing(WeightsMissing):
-    """No CLIP weights to load: neither a local checkpoint nor a cached or downloadable tag."""
-
-
-class ClipWeightsInvalid(EmocoreError):
-    """A CLIP checkpoint file cannot be read or does not fit the architecture."""
 
 
 # --------------------------------------------------------------------------------------------
