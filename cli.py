@@ -15,6 +15,7 @@ from typing import NoReturn, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -53,7 +54,7 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show debug logs and 
 def _fail(exc: BaseException) -> NoReturn:
     if _state["debug"]:
         raise exc
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -136,8 +137,8 @@ def _summary(report: object) -> None:
             table.add_column(column, overflow="fold")
         for o in shown + failed:
             colour = {"failed": "red", "indexed": "green"}.get(o.status, "")
-            table.add_row(o.path.name, f"[{colour}]{o.status}[/]" if colour else o.status, str(o.frames or ""),
-                          str(o.explained or ""), o.dominant or "", f"{o.seconds:.1f}", o.error or o.note or "")
+            table.add_row(escape(o.path.name), f"[{colour}]{o.status}[/]" if colour else o.status, str(o.frames or ""),
+                          str(o.explained or ""), o.dominant or "", f"{o.seconds:.1f}", escape(o.error or o.note or ""))
         out.print(table)
     hidden = sum(1 for o in report.outcomes if o.status != "skipped" or o.explained) - len(shown) - len(failed)
     if hidden > 0:
@@ -213,7 +214,7 @@ def index(
 
 
 def _usage(exc: BaseException) -> NoReturn:
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_USAGE)
 
 
@@ -284,7 +285,7 @@ def explain(
             save_png(target, picture)
     except (EmocoreError, ValueError) as exc:
         _fail(exc)
-    out.print(f"{row.name} at {frame.time_s:.2f} s, {emotion}:")
+    out.print(f"{escape(row.name)} at {frame.time_s:.2f} s, {escape(emotion)}:")
     for a in frame.attributions:
         if a.emotion != emotion or a.method not in params.methods:
             continue
@@ -375,7 +376,7 @@ def train(
     from emocore.training import TrainParams
 
     try:
-        params = TrainParams(backbone=backbone, weights=None if weights == "random" else weights, pooling=pooling,
+        params = TrainParams(backbone=backbone, weights=weights, pooling=pooling,
                              epochs=epochs, sample_rate=rate, seed=seed, val_fraction=val_fraction)
     except ValueError as exc:
         _usage(exc)
@@ -388,7 +389,7 @@ def train(
     except (EmocoreError, ValueError) as exc:
         _fail(exc)
     for key, reason in run.skipped:
-        err.print(f"skipped {key}: {reason}", soft_wrap=True, highlight=False)
+        err.print(f"skipped {escape(key)}: {escape(reason)}", soft_wrap=True, highlight=False)
     out.print(f"trained on {run.trained_on} videos for {run.epochs} epochs (best: epoch {run.best_epoch}); "
               f"features: {run.encoder.get('backbone', run.encoder)} ({run.encoder.get('weights', '')})", soft_wrap=True)
     if run.validation:
@@ -428,7 +429,7 @@ def evaluate(
                 result = evaluate_model(model_path, labels, cache_dir=cache / "features",
                                         progress=_stage_bars(progress))
             else:
-                params = TrainParams(backbone=backbone, weights=None if weights == "random" else weights,
+                params = TrainParams(backbone=backbone, weights=weights,
                                      pooling=pooling, seed=seed)
                 result = cross_validate(labels, params, folds=kfold, cache_dir=cache / "features",
                                         progress=_stage_bars(progress))
@@ -437,7 +438,7 @@ def evaluate(
     except (EmocoreError, ValueError) as exc:
         _fail(exc)
     for key, reason in result.skipped:
-        err.print(f"skipped {key}: {reason}", soft_wrap=True, highlight=False)
+        err.print(f"skipped {escape(key)}: {escape(reason)}", soft_wrap=True, highlight=False)
     _metrics_table(result.metrics, f"{result.source}: {result.videos} videos")
     if result.folds:
         table = Table(title=f"mean ± std over {kfold} folds")
@@ -489,9 +490,10 @@ def list_ads(
         table.add_column(column, overflow="fold")
     for r in rows:
         top = f"{r['dominant']} {r['dominant_mean']:.2f}" if r["dominant"] else ""
-        table.add_row((r["key"] or "")[:10], r["name"], r["status"],
+        table.add_row((r["key"] or "")[:10], escape(r["name"]), r["status"],
                       f"{r['duration_s']:.1f} s" if r["duration_s"] else "",
-                      f"{r['face_coverage']:.0%}" if r["face_coverage"] is not None else "", top, r["error"] or "")
+                      f"{r['face_coverage']:.0%}" if r["face_coverage"] is not None else "", top,
+                      escape(r["error"] or ""))
     out.print(table)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import shlex
 import sys
 from pathlib import Path
 
@@ -113,6 +114,12 @@ def param_float(name: str, default: float | None = None) -> float | None:
     except ValueError:
         st.warning(f"Link parameter {name}={value!r} is not a number; ignored.")
         return default
+
+
+def explain_command(path: str, t: float, emotion: str, root: Path) -> str:
+    """The exact CLI command that explains a moment, quoted for a POSIX shell."""
+    return shlex.join(["python", "cli.py", "explain", path, "--at", f"{t:.2f}", "--emotion", emotion,
+                       "--cache", str(root)])
 
 
 def plain(text: str) -> str:

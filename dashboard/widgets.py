@@ -56,21 +56,30 @@ def chart(fig: go.Figure, table: pd.DataFrame | None, name: str, key: str, **sel
     return state
 
 
-def report_ui(title: str, sections: Callable[[], list[export.ReportSection]], footer: str, key: str) -> None:
-    """A one-click report of the view, built on request: HTML always, PDF where a browser is available."""
+def report_ui(title: str, sections: Callable[[], list[export.ReportSection]], footer: str, key: str,
+              view: str) -> None:
+    """A one-click report of the view, built on request: HTML always, PDF where a browser is available.
+
+    `view` identifies what the report shows (ads, emotion, alignment…): a report prepared for
+    another view is never offered.
+    """
     slug = _slug(title)
     stored = st.session_state.get(key)
     if st.button("Prepare report", key=f"{key}-prepare", icon=":material/description:"):
         with st.spinner("Building the report…"):
-            html = export.report_html(title, sections(), footer)
+            try:
+                html = export.report_html(title, sections(), footer)
+            except export.ExportUnavailable as exc:  # a browser that is there but fails: interactive charts only
+                st.caption(str(exc))
+                html = export.report_html(title, sections(), footer, static=False)
             pdf = None
             if export.export_available():
                 try:
                     pdf = export.report_pdf(html)
                 except export.ExportUnavailable as exc:
                     st.caption(str(exc))
-            stored = st.session_state[key] = {"title": title, "html": html.encode(), "pdf": pdf}
-    if stored and stored["title"] == title:
+            stored = st.session_state[key] = {"view": view, "html": html.encode(), "pdf": pdf}
+    if stored and stored["view"] == view:
         left, right = st.columns(2)
         left.download_button("Report (HTML)", stored["html"], f"{slug}.html", "text/html", key=f"{key}-html",
                              on_click="ignore")

@@ -14,6 +14,7 @@ majority-class and random baselines next to them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from emocore import evaluation
+from emocore.errors import VideoError
 from emocore.evaluation import CalibrationBin, EmotionMetrics
 from emocore.labels import LabelledVideo, LabelSet, load_csv, load_pitt
 from emocore.training import TrainParams, load_checkpoint, predict_videos, save_checkpoint, train
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger("emocore")
 
 
 def read_labels(*, pitt: Sequence[Path] = (), videos: Path | None = None, csv: Path | None = None,
@@ -99,8 +102,6 @@ def _aligned(labels: LabelSet, emotions: Sequence[str]) -> tuple[list[LabelledVi
 def evaluate_model(checkpoint_path: Path, labels: LabelSet, *, cache_dir: Path,
                    progress: Progress | None = None) -> EvaluationResult:
     """Score every labelled video with a trained model and compare with the labels."""
-    from emocore.errors import VideoError
-
     checkpoint = load_checkpoint(checkpoint_path)
     emotions = tuple(checkpoint["labels"])  # type: ignore[arg-type]
     unknown = [e for e in labels.emotions if e not in emotions]
@@ -123,7 +124,8 @@ def evaluate_model(checkpoint_path: Path, labels: LabelSet, *, cache_dir: Path,
         raise ValueError("no labelled video could be scored")
     predicted = np.vstack(scores)
     truth = truth[keep]
-    skipped += [(e, "not an emotion of this model") for e in unknown]
+    if unknown:
+        log.info("labels for %s are not emotions of this model: not evaluated", ", ".join(unknown))
     return EvaluationResult(emotions, evaluation.evaluate(truth, predicted, emotions),
                             tuple(tuple(c) for c in evaluation.calibration(truth, predicted)), len(keep),
                             tuple(skipped), source=str(checkpoint_path))
@@ -148,7 +150,7 @@ def cross_validate(labels: LabelSet, params: TrainParams, *, folds: int, cache_d
         for i in test_rows:
             try:
                 predicted[i] = predict_videos(checkpoint, [videos[i].path], cache_dir=cache_dir)[0]
-            except Exception as exc:  # noqa: BLE001 — an unreadable video is reported, not fatal
+            except VideoError as exc:  # an unreadable video is reported, not fatal
                 skipped[videos[i].key] = str(exc)
         held = [i for i in test_rows if not np.isnan(predicted[i]).any()]
         if held:

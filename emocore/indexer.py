@@ -316,7 +316,8 @@ def index_video(
             timeline=Timeline(times=scored.times, raw=scored.raw, smoothed=smoothed, faces=scored.faces,
                               boxes=scored.boxes, shots=scored.shots),
             emotions=summary.emotions,
-            face_coverage=summary.face_coverage,
+            # a whole-frame model looks for no faces: coverage is not a number it computed
+            face_coverage=summary.face_coverage if scored.faces.min(initial=0) >= 0 else None,
             dominant=summary.dominant,
             decode_errors=scored.decode_errors,
             elapsed_s=elapsed,

@@ -127,7 +127,10 @@ def test_ad_page_moment_without_explanation_gives_the_command(monkeypatch: pytes
     assert not at.exception
     assert any("python cli.py explain" in c.value and f"--at {timeline.times[index]:.2f}" in c.value for c in at.code)
     assert at.button(key="ad-explain-now") is not None
-    assert at.button(key="ad-nearest") is not None
+    at.button(key="ad-nearest").click().run()
+    nearest = min(explained, key=lambda i: abs(timeline.times[i] - timeline.times[index]))
+    assert at.query_params["t"] == f"{timeline.times[nearest]:.3f}"
+    assert any(f"The moment at {timeline.times[nearest]:.1f} s" in h.value for h in at.subheader)
 
 
 def test_ad_page_failed_ad_and_unknown_ad(monkeypatch: pytest.MonkeyPatch, demo_cache: Path) -> None:

@@ -305,7 +305,7 @@ def test_static_report_and_pdf(browser: str, line_figure: go.Figure, bar_figure:
     pdf = report_pdf(page)
     assert pdf.startswith(b"%PDF")
     if shutil.which("pdftotext") is None:
-        return  # poppler-utils is not installed: the text check is skipped
+        pytest.skip("poppler-utils (pdftotext) is not installed: the PDF's text is not checked")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
     assert "Quarterly emotion report" in text
     assert "Happy over time" in text  # the static chart printed as vector text

@@ -93,7 +93,7 @@ def test_exact_scores_with_a_toy_model(tmp_path: Path) -> None:
         tl = store.timeline(ad.key)
         assert tl.shots == (2.0,)
         assert (tl.raw[:4, 0] > 0.75).all() and (tl.raw[4:, 0] < 0.25).all()
-        assert ad.face_coverage == 1.0 and tl.faces.tolist() == [-1] * 8  # a whole-frame model
+        assert ad.face_coverage is None and tl.faces.tolist() == [-1] * 8  # a whole-frame model finds no faces
         red = {e.emotion: e for e in store.emotions(ad.key)}["red"]
         assert red.share_above == pytest.approx(4 / 8, abs=1 / 8)  # smoothing blurs one frame at the cut
         assert red.peak_time_s < 2.0

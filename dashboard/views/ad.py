@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import streamlit as st
 from loaders import (
     cache_root,
     cache_version,
+    explain_command,
     load_bundle,
     load_explanation,
     load_library,
@@ -79,9 +81,9 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
     for column, method in zip(columns, ("lime", "shap")):
         found = frame.attribution(emotion, method)
         with column:
-            st.markdown(f"**{method.upper()}** — {emotion}")
+            st.markdown(f"**{method.upper()}** — {plain(emotion)}")
             if found is None:
-                st.info(f"No {method.upper()} explanation of {emotion} here.")
+                st.info(f"No {method.upper()} explanation of {plain(emotion)} here.")
                 continue
             patch = render.overlay(frame.image, frame.segments, found.weights, opacity=opacity, sign=SIGNS[sign_label])
             picture = render.place(key_frame, patch, frame.region) if key_frame is not None else patch
@@ -121,12 +123,12 @@ def no_explanation_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> N
         return
     emotion = ad.labels[int(np.nanargmax(tl.raw[frame_idx]))]
     st.info("This moment has no explanation yet. To compute one:")
-    st.code(f'python cli.py explain "{ad.path}" --at {t:.2f} --emotion {emotion} --cache "{root}"', language="bash")
-    if st.button(f"Explain {emotion} at {t:.1f} s now", key="ad-explain-now", icon=":material/psychology:"):
+    st.code(explain_command(ad.path, t, emotion, root), language="bash")
+    if st.button(f"Explain {plain(emotion)} at {t:.1f} s now", key="ad-explain-now", icon=":material/psychology:"):
         with st.spinner("Explaining with LIME and SHAP (a few seconds)…"):
             message = _explain_now(str(root), ad.key, t, emotion)
         if message:
-            st.error(message)
+            st.error(plain(message))
         else:
             st.rerun()
 
@@ -149,8 +151,8 @@ def _explain_now(root: str, key: str, t: float, emotion: str) -> str | None:
         with Store(root) as store:
             ad, video = find_ad_for(store, key)
             explain_moment(store, ad, video, _model(ad.model), t, emotion, ExplainParams())
-    except (EmocoreError, ValueError) as exc:
-        return str(exc)
+    except (EmocoreError, ValueError, OSError, sqlite3.Error, cv2.error) as exc:
+        return f"could not explain it: {exc}"
     return None
 
 
@@ -184,8 +186,9 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object) -> l
         images.append((f"{t:.1f} s — {emotion}: LIME | SHAP",
                        render.explanation_figure(found, emotion, frame=_key_frame(root, ad.key, index))))
     return [
-        ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, dominant emotion {ad.dominant}, "
-                      f"faces in {ad.face_coverage or 0:.0%} of the frames.", (timeline,), (), summary),
+        ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, dominant emotion {ad.dominant}"
+                      + ("" if ad.face_coverage is None else f", faces in {ad.face_coverage:.0%} of the frames") + ".",
+                      (timeline,), (), summary),
         ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),
                       tuple(images), None),
     ]
@@ -204,14 +207,14 @@ if open_cache_or_explain(root):
     ad = bundle.ad
     st.title(plain(ad.name), anchor=False)
     if ad.status == "failed":
-        st.error(f"Indexing failed: {ad.error}")
-        st.caption(f"File: {ad.path}")
+        st.error(f"Indexing failed: {plain(ad.error)}")
+        st.caption(f"File: {plain(ad.path)}")
         st.stop()
     tl = bundle.timeline
     a, b, c, d = st.columns(4)
     a.metric("Duration", f"{ad.duration_s:.1f} s")
     b.metric("Dominant emotion", ad.dominant or "—")
-    c.metric("Faces in", f"{(ad.face_coverage or 0):.0%} of frames")
+    c.metric("Faces in", "— (scores whole frames)" if ad.face_coverage is None else f"{ad.face_coverage:.0%} of frames")
     d.metric("Frames scored", f"{ad.frames} ({len(tl.shots) + 1} shots)")
 
     if not (tl.faces != 0).any():
@@ -228,7 +231,7 @@ if open_cache_or_explain(root):
                      else thumbnail_for(root, ad.key, frame_idx), width="stretch")
             st.caption(f"Browsers cannot play {Path(ad.path).suffix} files: the frame at {t:.1f} s.")
         else:
-            st.info(f"The video file is no longer at {ad.path}.")
+            st.info(f"The video file is no longer at {plain(ad.path)}.")
             st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
     with left:
         shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
@@ -259,7 +262,8 @@ if open_cache_or_explain(root):
     if frame_idx in explained:
         found = load_explanation(str(root), version, ad.key, frame_idx)
         if isinstance(found, str):
-            st.error(f"{found}. Recompute it with `python cli.py explain \"{ad.path}\" --at {t:.2f} --emotion EMOTION`.")
+            st.error(f"{plain(found)}. Recompute it with:")
+            st.code(explain_command(ad.path, t, "EMOTION", root), language="bash")
         else:
             explanation_view(root, bundle, found, frame_idx)
     else:
@@ -271,4 +275,4 @@ if open_cache_or_explain(root):
 
     with st.expander("Report of this ad", icon=":material/summarize:"):
         report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig),
-                  f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report")
+                  f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report", f"{ad.key}:{version}")

@@ -10,6 +10,7 @@ import streamlit as st
 from loaders import (
     cache_root,
     cache_version,
+    explain_command,
     load_bundle,
     load_explanation,
     load_library,
@@ -29,7 +30,10 @@ def ads_ui(table: pd.DataFrame) -> list[str]:
     ok = table[table["status"] == "ok"]
     keys = list(ok["key"])
     names = dict(zip(ok["key"], ok["name"]))
-    wanted = [k for k in st.query_params.get("ads", "").split(",") if k in names]
+    wanted = list(dict.fromkeys(k for k in st.query_params.get("ads", "").split(",") if k in names))
+    if len(wanted) > 4:
+        st.warning(f"The link names {len(wanted)} ads; comparing the first 4.")
+        wanted = wanted[:4]
     missing = [k for k in st.query_params.get("ads", "").split(",") if k and k not in names]
     if missing:
         st.warning("Not in this cache (or failed): " + ", ".join(plain(k) for k in missing))
@@ -81,8 +85,7 @@ def key_frames_ui(root: Path, version: int, bundles: list[queries.AdBundle], emo
                 st.caption(f"No explained moment for {emotion}. Explain its peak with:")
                 t = next((t for t, _ in sorted(queries.peaks(b).get(emotion, []), key=lambda x: -x[1])), None)
                 if t is not None:
-                    st.code(f'python cli.py explain "{b.ad.path}" --at {t:.2f} --emotion {emotion} --cache "{root}"',
-                            language="bash")
+                    st.code(explain_command(b.ad.path, t, emotion, root), language="bash")
                 continue
             found, attribution = best
             patch = render.overlay(found.image, found.segments, attribution.weights, opacity=0.55)
@@ -108,7 +111,13 @@ if open_cache_or_explain(root):
         st.info("Pick at least two ads.")
         st.stop()
     bundles = [load_bundle(str(root), version, k) for k in chosen]
-    labels = list(bundles[0].ad.labels)
+    # ads scored by different models share only some emotions: compare on those
+    labels = [e for e in bundles[0].ad.labels if all(e in b.ad.labels for b in bundles)]
+    if not labels:
+        st.info("These ads were scored by models with no emotion in common: nothing to compare.")
+        st.stop()
+    counts = pd.Series([b.ad.name for b in bundles]).value_counts()
+    shown_name = {b.ad.key: b.ad.name if counts[b.ad.name] == 1 else f"{b.ad.name} ({b.ad.key[:6]})" for b in bundles}
     c1, c2 = st.columns(2)
     wanted = st.query_params.get("emotion", "happy")
     emotion = c1.selectbox("Emotion", labels, index=labels.index(wanted) if wanted in labels else 0, key="cmp-emotion")
@@ -116,14 +125,14 @@ if open_cache_or_explain(root):
                            index=1 if st.query_params.get("align") == "share" else 0)
     st.query_params.update({"emotion": emotion, "align": ALIGN[align_label]})
 
-    series = [charts.Series(b.ad.name, b.timeline.times, b.timeline.smoothed[:, b.ad.labels.index(emotion)],
+    series = [charts.Series(shown_name[b.ad.key], b.timeline.times, b.timeline.smoothed[:, b.ad.labels.index(emotion)],
                             b.ad.duration_s or float(b.timeline.times[-1])) for b in bundles]
     overlay_fig = charts.compare_figure(series, emotion, ALIGN[align_label])
-    curves = pd.concat([pd.DataFrame({"ad": s.name, "time_s": s.times, "share_of_duration": s.times / s.duration_s,
+    curves = pd.concat([pd.DataFrame({"ad": s.name, "time_s": s.times, "share_of_duration": s.times / max(s.duration_s, 1e-9),
                                       emotion: s.values}) for s in series])
     chart(overlay_fig, curves, f"compare_{emotion}", "cmp-overlay")
 
-    profiles = {b.ad.name: {e.emotion: e.mean for e in b.emotions} for b in bundles}
+    profiles = {shown_name[b.ad.key]: {e.emotion: e.mean for e in b.emotions} for b in bundles}
     profile_fig = charts.profile_figure(profiles, labels)
     chart(profile_fig, pd.DataFrame(profiles).rename_axis("emotion").reset_index(), "compare_profiles", "cmp-profile")
 
@@ -144,4 +153,5 @@ if open_cache_or_explain(root):
             ReportSection("Emotion profiles", "", (profile_fig,), (), diff),
             ReportSection(f"Key frames: {emotion}", "LIME overlays of each ad's strongest explained moment.", (),
                           tuple(frames), None),
-        ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report")
+        ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report",
+            f"{','.join(chosen)}:{emotion}:{align_label}:{version}")
