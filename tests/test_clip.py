@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import media
+from emocore.models import load_model
 from emocore.models.clip import ClipEncoder, ClipModel, ClipWeightsInvalid, ClipWeightsMissing
 
 TAG = "laion2b_s34b_b79k"
@@ -159,7 +160,9 @@ def test_index_writes_the_words_as_labels(model: ClipModel, tmp_path: Path) -> N
     with Store(tmp_path / "cache", readonly=True) as store:
         (ad,) = store.ads()
         assert list(ad.labels) == ["happy", "funny"]
-        assert (ad.model, ad.model_version) == ("clip", model.version)
+        assert (ad.model, ad.model_version) == (model.spec, model.version)
+        # what the cache stores rebuilds the same model (explanations on demand need it)
+        assert load_model(ad.model).version == ad.model_version
         timeline = store.timeline(ad.key)
         assert timeline.raw.shape == (4, 2)
         np.testing.assert_allclose(timeline.raw.sum(axis=1), 1.0, atol=1e-4)

@@ -26,6 +26,7 @@ BACKENDS: dict[str, str] = {
 #: "<prefix>:" as its first argument, then keyword options.
 PREFIXED: dict[str, tuple[str, str]] = {
     "trained": ("emocore.models.trained:TrainedModel", "trained:PATH"),
+    "clip": ("emocore.models.clip:from_spec", "clip"),
 }
 
 DEFAULT_MODEL = "fer"
@@ -39,7 +40,7 @@ def _factory(target: str):  # noqa: ANN202 — a model class or function
 def known_models() -> list[str]:
     """Every accepted model name (the default first), prefix forms included, for help texts and errors."""
     names = sorted(BACKENDS, key=lambda name: (name != DEFAULT_MODEL, name))
-    return names + sorted(form for _, form in PREFIXED.values())
+    return list(dict.fromkeys(names + sorted(form for _, form in PREFIXED.values())))
 
 
 def load_model(name: str = DEFAULT_MODEL, **options: object) -> EmotionModel:

@@ -496,6 +496,20 @@ class ClipModel(EmotionModel):
         self._lock = threading.Lock()
         self._net: _ClipNet | None = None
         self._text: torch.Tensor | None = None
+        if random_weights:
+            source = "random"
+        elif self.weights.tag_cfg or self.weights.path is None:
+            source = self.weights.identity  # a tag: found again in the local hub cache
+        else:
+            source = str(self.weights.path.resolve())
+        self._options = {"emotions": list(self.labels), "arch": arch, "prompts": list(self.prompts),
+                         "weights": source}
+
+    @property
+    def spec(self) -> str:
+        """`clip:{...}`: the words, prompts, architecture and weights, so `load_model` (for
+        explanations on demand) rebuilds exactly this model from what the cache stores."""
+        return "clip:" + json.dumps(self._options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
     def _loaded(self) -> tuple[_ClipNet, torch.Tensor]:
         # built on first use, so a run that only skips unchanged files never loads the weights
@@ -571,5 +585,19 @@ __all__ = [
     "ClipWeights",
     "ClipWeightsInvalid",
     "ClipWeightsMissing",
+    "from_spec",
     "resolve_weights",
 ]
+
+
+def from_spec(options: str, **extra: object) -> ClipModel:
+    """The model a `ClipModel.spec` describes (`load_model("clip:{...}")`)."""
+    try:
+        parsed = dict(json.loads(options))
+        weights = parsed["weights"]
+        return ClipModel(parsed["emotions"], arch=parsed["arch"], prompts=parsed["prompts"],
+                         weights=None if weights == "random" else weights, random_weights=weights == "random",
+                         **extra)  # type: ignore[arg-type]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a CLIP model description: {options[:80]!r} ({exc})") from exc
+
