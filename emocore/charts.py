@@ -126,7 +126,7 @@ def compare_figure(series: Sequence[Series], emotion: str, align: str = "seconds
 
 
 def profile_figure(profiles: Mapping[str, Mapping[str, float | None]], labels: Sequence[str],
-                   title: str = "Emotion profile (mean over frames with a face)") -> go.Figure:
+                   title: str = "Emotion profile (mean over the frames the model scored)") -> go.Figure:
     """Grouped bars: per emotion, each ad's mean."""
     fig = go.Figure()
     for i, (name, means) in enumerate(profiles.items()):

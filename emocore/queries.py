@@ -74,7 +74,9 @@ def explanation(store: Store, key: str, frame_idx: int) -> FrameExplanation:
 
 
 def peaks(bundle: AdBundle, top: int = 3, min_gap_s: float = 2.0) -> dict[str, list[tuple[float, float]]]:
-    """Per emotion, its `top` peaks (time, smoothed value), chosen as the indexer chooses key frames."""
+    """Per emotion, its `top` peaks (time, smoothed value): the indexer's key-frame rule (frames
+    with a face, `min_gap_s` apart, the best raw frame of each moment) applied to every emotion,
+    without the floor, so even a weak emotion shows where it is strongest."""
     tl, labels = bundle.timeline, bundle.ad.labels
     window = float(bundle.ad.params.get("index", {}).get("scoring", {}).get("window_s", 0.0))
     plan = plan_key_frames(tl.times, tl.raw, tl.smoothed, labels, {},

@@ -70,8 +70,9 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
     default = wanted if wanted in emotions else (top if top in emotions else emotions[0])
     c1, c2, c3 = st.columns([2, 2, 3])
     emotion = c1.selectbox("Explain emotion", emotions, index=emotions.index(default), key="ad-emotion")
-    opacity = c2.slider("Overlay opacity", 0.0, 1.0, float(param_float("opacity", 0.55) or 0.55), 0.05,
-                        key="ad-opacity")
+    wanted_opacity = param_float("opacity", 0.55)
+    initial = min(max(0.55 if wanted_opacity is None else wanted_opacity, 0.0), 1.0)
+    opacity = c2.slider("Overlay opacity", 0.0, 1.0, initial, 0.05, key="ad-opacity")
     sign_label = c3.radio("Evidence", list(SIGNS), horizontal=True, key="ad-sign",
                           index=list(SIGNS.values()).index(st.query_params.get("sign", "both"))
                           if st.query_params.get("sign", "both") in SIGNS.values() else 0)

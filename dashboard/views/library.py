@@ -38,7 +38,8 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
         st.header("Filter and rank")
         wanted = params.get("emotion", "happy" if "happy" in emotions else (emotions[0] if emotions else ""))
         emotion = st.selectbox("Rank by emotion", emotions, index=emotions.index(wanted) if wanted in emotions else 0,
-                               key="lib-emotion", help="Sorts by the emotion's mean over the ad's frames with a face")
+                               key="lib-emotion", help="Sorts by the emotion's mean over the frames the model scored (for the face "
+                               "model: the frames with a face)")
         descending = st.radio("Order", ["highest first", "lowest first"], horizontal=True, key="lib-order",
                               index=1 if params.get("order") == "asc" else 0) == "highest first"
         score = st.slider(f"Mean {emotion}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)), 0.01,
