@@ -18,7 +18,7 @@ import streamlit as st
 
 from emocore import queries
 from emocore.errors import CacheError, EmocoreError
-from emocore.store import DB_NAME, FrameExplanation, Store
+from emocore.store import DB_NAME, FrameExplanation, Store, thumbnail_path
 
 
 def cache_root() -> Path:
@@ -68,7 +68,7 @@ def thumbnail_uri(path: str, mtime: int) -> str | None:
 
 
 def thumbnail_for(root: Path, key: str, index: int) -> str | None:
-    path = root / "thumbs" / key / f"{index:05d}.jpg"
+    path = thumbnail_path(root, key, index)
     try:
         return thumbnail_uri(str(path), path.stat().st_mtime_ns)
     except OSError:

@@ -99,6 +99,25 @@ def _aligned(labels: LabelSet, emotions: Sequence[str]) -> tuple[list[LabelledVi
     return kept, np.array(rows, dtype=np.float64).reshape(len(rows), len(emotions))
 
 
+def _predict(checkpoint: dict[str, object], videos: Sequence[LabelledVideo], cache_dir: Path,
+             progress: Progress | None = None) -> tuple[dict[int, np.ndarray], dict[str, str]]:
+    """Ad-level probabilities by position in `videos`, and (key → reason) for the unreadable ones.
+
+    One pass builds the encoder once; only if a video cannot be read is it redone video by video.
+    """
+    try:
+        scores = predict_videos(checkpoint, [v.path for v in videos], cache_dir=cache_dir, progress=progress)
+        return dict(enumerate(scores)), {}
+    except VideoError:
+        found, skipped = {}, {}
+        for i, video in enumerate(videos):
+            try:
+                found[i] = predict_videos(checkpoint, [video.path], cache_dir=cache_dir)[0]
+            except VideoError as exc:
+                skipped[video.key] = str(exc)
+        return found, skipped
+
+
 def evaluate_model(checkpoint_path: Path, labels: LabelSet, *, cache_dir: Path,
                    progress: Progress | None = None) -> EvaluationResult:
     """Score every labelled video with a trained model and compare with the labels."""
@@ -109,26 +128,17 @@ def evaluate_model(checkpoint_path: Path, labels: LabelSet, *, cache_dir: Path,
         raise ValueError(f"the labels ({', '.join(labels.emotions)}) share no emotion with the model "
                          f"({', '.join(emotions)})")
     videos, truth = _aligned(labels, emotions)
-    scores, keep, skipped = [], [], []
-    try:  # one pass (the encoder is built once); video by video only if one is unreadable
-        scores = list(predict_videos(checkpoint, [v.path for v in videos], cache_dir=cache_dir, progress=progress))
-        keep = list(range(len(videos)))
-    except VideoError:
-        for i, video in enumerate(videos):
-            try:
-                scores.append(predict_videos(checkpoint, [video.path], cache_dir=cache_dir)[0])
-                keep.append(i)
-            except VideoError as exc:
-                skipped.append((video.key, str(exc)))
-    if not keep:
+    scores, skipped = _predict(checkpoint, videos, cache_dir, progress)
+    if not scores:
         raise ValueError("no labelled video could be scored")
-    predicted = np.vstack(scores)
+    keep = sorted(scores)
+    predicted = np.vstack([scores[i] for i in keep])
     truth = truth[keep]
     if unknown:
         log.info("labels for %s are not emotions of this model: not evaluated", ", ".join(unknown))
     return EvaluationResult(emotions, evaluation.evaluate(truth, predicted, emotions),
                             tuple(tuple(c) for c in evaluation.calibration(truth, predicted)), len(keep),
-                            tuple(skipped), source=str(checkpoint_path))
+                            tuple(skipped.items()), source=str(checkpoint_path))
 
 
 def cross_validate(labels: LabelSet, params: TrainParams, *, folds: int, cache_dir: Path,
@@ -146,12 +156,10 @@ def cross_validate(labels: LabelSet, params: TrainParams, *, folds: int, cache_d
         fold_labels = replace(labels, videos=tuple(videos[i] for i in train_rows), missing=())
         result = train(fold_labels, replace(params, val_fraction=0.0), cache_dir=cache_dir)
         skipped.update({s.key: s.reason for s in result.skipped})
-        checkpoint = result.checkpoint
-        for i in test_rows:
-            try:
-                predicted[i] = predict_videos(checkpoint, [videos[i].path], cache_dir=cache_dir)[0]
-            except VideoError as exc:  # an unreadable video is reported, not fatal
-                skipped[videos[i].key] = str(exc)
+        held_out, unreadable = _predict(result.checkpoint, [videos[i] for i in test_rows], cache_dir)
+        skipped.update(unreadable)
+        for position, scores in held_out.items():
+            predicted[test_rows[position]] = scores
         held = [i for i in test_rows if not np.isnan(predicted[i]).any()]
         if held:
             per_fold.append(evaluation.evaluate(truth[held], predicted[held], emotions))

@@ -131,6 +131,16 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
+def thumbnail_path(root: Path | str, key: str, index: int) -> Path:
+    """Where a sampled frame's thumbnail lives in a cache folder."""
+    return Path(root) / THUMBS / key / f"{index:05d}.jpg"
+
+
+def key_frame_path(root: Path | str, key: str, index: int) -> Path:
+    """Where an explained frame's full-size picture lives in a cache folder."""
+    return Path(root) / THUMBS / key / f"key_{index:05d}.jpg"
+
+
 def _json_floats(values: Sequence[float] | np.ndarray) -> str:
     """JSON list with NaN as null (SQLite's JSON functions reject NaN)."""
     return json.dumps([None if v is None or math.isnan(v) else round(float(v), 6) for v in values])
@@ -378,7 +388,7 @@ class Store:
         tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         for index, data in thumbnails.items():
-            (tmp / f"{index:05d}.jpg").write_bytes(data)
+            (tmp / thumbnail_path(self.root, key, index).name).write_bytes(data)
         if final.exists():
             old = final.parent / f".tmp-old-{key}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
@@ -416,7 +426,7 @@ class Store:
             )
 
     def key_frame_path(self, key: str, index: int) -> Path:
-        return self.thumbs_dir(key) / f"key_{index:05d}.jpg"
+        return key_frame_path(self.root, key, index)
 
     def record_file(
         self,
@@ -524,7 +534,7 @@ class Store:
         )
 
     def thumbnail(self, key: str, index: int) -> Path | None:
-        path = self.thumbs_dir(key) / f"{index:05d}.jpg"
+        path = thumbnail_path(self.root, key, index)
         return path if path.is_file() else None
 
     def explained_frames(self, key: str, explain_hash: str | None = None) -> list[tuple[int, float, str]]:

@@ -26,7 +26,7 @@ from widgets import chart, report_ui
 
 from emocore import charts, queries, render
 from emocore.export import ReportSection
-from emocore.store import FrameExplanation
+from emocore.store import FrameExplanation, key_frame_path
 
 PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
@@ -112,7 +112,7 @@ def _num(value: object) -> str:
 
 
 def _key_frame(root: Path, key: str, index: int) -> np.ndarray | None:
-    image = cv2.imread(str(root / "thumbs" / key / f"key_{index:05d}.jpg"))
+    image = cv2.imread(str(key_frame_path(root, key, index)))
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
