@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -132,14 +133,10 @@ def _summary(report: object) -> None:
     shown = [o for o in report.outcomes if o.status != "skipped" or o.explained][:30]
     failed = [o for o in report.outcomes if o.status == "failed" and o not in shown]
     if shown or failed:
-        table = Table(title="Index summary", show_lines=False)
-        for column in ("file", "status", "frames", "explained", "dominant", "seconds", "note"):
-            table.add_column(column, overflow="fold")
-        for o in shown + failed:
-            colour = {"failed": "red", "indexed": "green"}.get(o.status, "")
-            table.add_row(escape(o.path.name), f"[{colour}]{o.status}[/]" if colour else o.status, str(o.frames or ""),
-                          str(o.explained or ""), o.dominant or "", f"{o.seconds:.1f}", escape(o.error or o.note or ""))
-        out.print(table)
+        _figure_table("Index summary", ["file", "status", "frames", "explained", "top raw mean", "seconds", "note"],
+                      [[o.path.name, o.status, str(o.frames or ""), str(o.explained or ""), o.dominant_raw or "",
+                        f"{o.seconds:.1f}", " ".join((o.error or o.note or "").split())] for o in shown + failed],
+                      "top raw mean: the emotion with the highest raw mean; `ls` reads it against the library")
     hidden = sum(1 for o in report.outcomes if o.status != "skipped" or o.explained) - len(shown) - len(failed)
     if hidden > 0:
         out.print(f"… and {hidden} more (see `python cli.py ls`)")
@@ -160,20 +157,27 @@ def index(
     clip_weights: Optional[Path] = typer.Option(None, "--clip-weights", help="clip only: a local open_clip checkpoint."),
     clip_download: bool = typer.Option(False, "--clip-download",
                                        help="clip only: let open_clip download its weights once (needs internet)."),
-    rate: float = typer.Option(2.0, "--rate", help="Frames scored per second of video."),
-    max_side: int = typer.Option(1280, "--max-side", help="Long side in pixels of the frames the model sees."),
-    smooth_s: float = typer.Option(1.5, "--smooth", help="Smoothing window in seconds for aggregates and peaks (0: none)."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Level counted as 'above' in share-of-time figures."),
-    shot_threshold: float = typer.Option(27.0, "--shot-threshold", help="PySceneDetect ContentDetector threshold."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Frames scored per second of video (default 2)."),
+    max_side: Optional[int] = typer.Option(None, "--max-side",
+                                           help="Long side in pixels of the frames the model sees (default 1280)."),
+    smooth_s: Optional[float] = typer.Option(None, "--smooth", help="Smoothing window in seconds for aggregates and "
+                                             "peaks, within each shot (default 1.5; 0: none)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold",
+                                              help="Level counted as 'above' in share-of-time figures (default 0.5)."),
+    prominence: Optional[float] = typer.Option(None, "--prominence", help="How far a peak of the smoothed signal must "
+                                               "rise above the dips around it to be a moment (default 0.1)."),
+    shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold",
+                                                   help="PySceneDetect ContentDetector threshold (default 27)."),
     threads: int = typer.Option(1, "--threads", help="PyTorch threads (1 is fastest beside the decoder on 2 cores)."),
     force: bool = typer.Option(False, "--force", help="Redo ads that are already in the cache."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each ad's key frames with LIME and SHAP."),
-    explain_top: int = typer.Option(3, "--explain-top", help="Peaks explained per emotion."),
+    explain_top: Optional[int] = typer.Option(None, "--explain-top", help="Peaks explained per emotion (default 3)."),
     explain_emotions: str = typer.Option("", "--explain-emotions",
                                          help="Comma-separated emotions to explain (default: the ad's top 3)."),
     method: str = typer.Option("both", "--method", help="Explanation method: lime, shap or both."),
-    samples: int = typer.Option(500, "--samples", help="Model evaluations per method and key frame."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the explanations' random sampling."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Model evaluations per method and key frame "
+                                          "(default 500)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the explanations' random sampling (default 0)."),
 ) -> None:
     """Score every video under FOLDER into the cache (incremental: unchanged files are skipped).
 
@@ -185,12 +189,16 @@ def index(
     from emocore.scoring import ScoringParams
     from emocore.shots import ShotParams
 
+    def given(**values: object) -> dict[str, object]:  # None: the parameter dataclass's default
+        return {name: value for name, value in values.items() if value is not None}
+
     try:
-        params = IndexParams(sample_rate=rate, max_side=max_side,
-                             scoring=ScoringParams(window_s=smooth_s, threshold=threshold),
-                             shots=ShotParams(threshold=shot_threshold))
+        params = IndexParams(**given(sample_rate=rate, max_side=max_side),
+                             scoring=ScoringParams(**given(window_s=smooth_s, threshold=threshold, prominence=prominence)),
+                             shots=ShotParams(**given(threshold=shot_threshold)))
         emotions = tuple(e.strip() for e in explain_emotions.split(",") if e.strip())
-        explaining = _explain_params(method, samples, seed, KeyFrameParams(top_moments=explain_top, emotions=emotions))
+        explaining = _explain_params(method, samples, seed,
+                                     KeyFrameParams(**given(top_moments=explain_top), emotions=emotions))
     except ValueError as exc:
         _usage(exc)
     options: dict[str, object] = {}
@@ -218,13 +226,18 @@ def _usage(exc: BaseException) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _explain_params(method: str, samples: int, seed: int, keyframes: object = None) -> object:
+def _explain_params(method: str, samples: int | None, seed: int | None, keyframes: object = None) -> object:
+    from emocore.errors import TooFewSamples
     from emocore.explain import ExplainParams
     from emocore.explain.keyframes import KeyFrameParams
 
     methods = ("lime", "shap") if method == "both" else (method,)
-    return ExplainParams(methods=methods, lime_samples=samples, shap_samples=samples, seed=seed,
-                         keyframes=keyframes or KeyFrameParams())
+    given = {"lime_samples": samples, "shap_samples": samples, "seed": seed}  # None: ExplainParams' default
+    try:
+        return ExplainParams(methods=methods, keyframes=keyframes or KeyFrameParams(),
+                             **{k: v for k, v in given.items() if v is not None})
+    except TooFewSamples as exc:
+        raise TooFewSamples(f"--samples {samples} is too few: {exc}") from exc
 
 
 def _run_index(folder: Path, cache: Path, model: object, params: object, explain: object, *, force: bool,
@@ -257,8 +270,9 @@ def explain(
     emotion: str = typer.Option(..., "--emotion", help="Emotion to explain, e.g. happy."),
     method: str = typer.Option("both", "--method", help="lime, shap or both."),
     cache: Path = CacheOption,
-    samples: int = typer.Option(500, "--samples", help="Model evaluations per method."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random sampling."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Model evaluations per method (default 500; "
+                                          "LIME needs 4 per segment, SHAP 2 per segment + 2)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random sampling (default 0)."),
     out_path: Optional[Path] = typer.Option(None, "--out", help="Overlay PNG to write (default: in the cache)."),
 ) -> None:
     """Explain one moment of an ad on demand: store it in the cache and write the overlay image."""
@@ -266,6 +280,7 @@ def explain(
     from emocore.indexer import find_ad_for
     from emocore.models import load_model
     from emocore.render import explanation_figure, save_png
+    from emocore.trust import TrustFigures, describe
 
     try:
         params = _explain_params(method, samples, seed)
@@ -286,16 +301,16 @@ def explain(
     except (EmocoreError, ValueError) as exc:
         _fail(exc)
     out.print(f"{escape(row.name)} at {frame.time_s:.2f} s, {escape(emotion)}:")
+    shown: set[str] = set()  # the agreement line is the same for both methods: print it once
     for a in frame.attributions:
         if a.emotion != emotion or a.method not in params.methods:
             continue
-        f = a.figures
-        checks = ", ".join(f"hiding the top {d['area']:.0%} drops it {d['top_drop']:+.2f} (random {d['random_drop']:+.2f})"
-                           for d in f["deletion"])
-        extra = f", fit R² {f['fit_r2']:.2f}" if f.get("fit_r2") is not None else ""
-        agree = f", agreement {f['agreement']:.2f}" if f.get("agreement") is not None else ""
-        out.print(f"  {a.method}: score {f['score']:.3f}{extra}{agree}; {checks}; {f['samples']} samples, "
-                  f"seed {f['seed']}, {f['seconds']:.2f} s", soft_wrap=True)
+        first, *rest = describe(TrustFigures.from_dict(a.figures))
+        out.print(f"  {a.method}: {escape(first)}", soft_wrap=True)
+        for line in rest:
+            if line not in shown:
+                out.print(f"    {escape(line)}", soft_wrap=True)
+            shown.add(line)
     out.print(f"overlay written to {target}")
 
 
@@ -341,15 +356,51 @@ def _stage_bars(progress: Progress) -> object:
     return report
 
 
-def _metrics_table(metrics: object, title: str) -> None:
-    table = Table(title=title, caption="maj. = always the majority class; rand. = random at the positive rate")
-    for column in ("emotion", "n", "AUC", "F1", "prec.", "recall", "acc.", "maj. acc.", "maj. F1", "rand. acc."):
+def _figure_table(title: str, columns: list[str], rows: list[list[str]], caption: str = "") -> None:
+    """A table of figures that never cuts one short: drawn as a table when it fits the console, and
+    otherwise (a narrow terminal, or a pipe's 80 columns) as one block per row, "column value" pairs
+    filled into lines and never split."""
+    table = Table(title=title, caption=caption or None)
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
-    for m in metrics:  # type: ignore[attr-defined]
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        table.add_row(m.emotion, str(m.n), fmt(m.roc_auc), fmt(m.f1), fmt(m.precision), fmt(m.recall),
-                      fmt(m.accuracy), fmt(m.majority_accuracy), fmt(m.majority_f1), fmt(m.random_accuracy))
-    out.print(table)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    if Measurement.get(out, out.options.update_width(1 << 16), table).maximum <= out.width:  # its natural width
+        out.print(table)
+        return
+    out.print(escape(title), highlight=False)
+    for row in rows:
+        out.print(f"  {escape(row[0])}", highlight=False, soft_wrap=True)
+        line = "   "
+        for column, cell in zip(columns[1:], row[1:]):
+            pair = f"{column} {cell}"
+            if len(line) > 3 and len(line) + 3 + len(pair) > out.width:
+                out.print(escape(line), highlight=False, soft_wrap=True)
+                line = "   "
+            line += ("   " if len(line) > 3 else " ") + pair
+        if len(line) > 3:
+            out.print(escape(line), highlight=False, soft_wrap=True)
+    if caption:
+        out.print(escape(caption), highlight=False)
+
+
+def _metrics_table(metrics: object, title: str) -> None:
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    rows = [[m.emotion, str(m.n), fmt(m.roc_auc), fmt(m.f1), fmt(m.precision), fmt(m.recall), fmt(m.accuracy),
+             fmt(m.majority_accuracy), fmt(m.majority_f1), fmt(m.random_accuracy)]
+            for m in metrics]  # type: ignore[attr-defined]
+    _figure_table(title, ["emotion", "n", "AUC", "F1", "prec.", "recall", "acc.", "maj. acc.", "maj. F1", "rand. acc."],
+                  rows, "maj. = always the majority class; rand. = random at the positive rate")
+
+
+def _train_params(**given: object) -> object:
+    """TrainParams from the options given (None: the dataclass's default); bad values are usage errors."""
+    from emocore.training import TrainParams
+
+    try:
+        return TrainParams(**{name: value for name, value in given.items() if value is not None})
+    except ValueError as exc:
+        _usage(exc)
 
 
 @app.command()
@@ -359,31 +410,31 @@ def train(
     csv: Optional[Path] = CsvOption,
     protocol: bool = ProtocolOption,
     id_list: Optional[Path] = IdListOption,
-    backbone: str = typer.Option("resnet18", "--backbone",
-                                 help="resnet18, mobilenet_v3_small, mobilenet_v3_large, efficientnet_b0 or clip:ViT-B-32."),
-    weights: str = typer.Option("imagenet", "--weights",
-                                help="Backbone weights: imagenet (downloaded when possible), a state-dict file, or random."),
-    pooling: str = typer.Option("mean", "--pooling", help="Pooling over frames: mean or lstm."),
-    epochs: int = typer.Option(50, "--epochs", help="Most epochs (early stopping ends sooner)."),
-    rate: float = typer.Option(1.0, "--rate", help="Frames per second read from each video."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, initialisation and batches."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of videos held out for validation."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="resnet18, mobilenet_v3_small, "
+                                           "mobilenet_v3_large, efficientnet_b0 or clip:ViT-B-32."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Backbone weights: imagenet (downloaded when "
+                                          "possible), a state-dict file, or random."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="Pooling over frames: mean or lstm."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs (early stopping ends sooner)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Frames per second read from each video."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the split, initialisation and batches."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of videos that choose the "
+                                                 "epoch: their scores are model-selection scores."),
+    test_fraction: Optional[float] = typer.Option(None, "--test-fraction", help="Share of videos held out as a test "
+                                                  "split, never seen in training or epoch selection (0 means none)."),
     out_path: Path = typer.Option(DEFAULT_CACHE / "models" / "model.pt", "--out", help="Where to save the checkpoint."),
     cache: Path = CacheOption,
 ) -> None:
     """Train an ad-level classifier (funny, exciting, ...) on labelled videos; saves a checkpoint."""
     from emocore.experiments import train_model
-    from emocore.training import TrainParams
 
-    try:
-        params = TrainParams(backbone=backbone, weights=weights, pooling=pooling,
-                             epochs=epochs, sample_rate=rate, seed=seed, val_fraction=val_fraction)
-    except ValueError as exc:
-        _usage(exc)
+    params = _train_params(backbone=backbone, weights=weights, pooling=pooling, epochs=epochs, sample_rate=rate,
+                           seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     labels = _labels(pitt, videos, csv, protocol, id_list)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True) as progress:
+                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+                      disable=not err.is_terminal) as progress:
             run = train_model(labels, params, out=out_path, cache_dir=cache / "features",
                               progress=_stage_bars(progress))
     except (EmocoreError, ValueError) as exc:
@@ -393,45 +444,58 @@ def train(
     out.print(f"trained on {run.trained_on} videos for {run.epochs} epochs (best: epoch {run.best_epoch}); "
               f"features: {run.encoder.get('backbone', run.encoder)} ({run.encoder.get('weights', '')})", soft_wrap=True)
     if run.validation:
-        _metrics_table(run.validation, f"validation ({run.validated_on} videos held out)")
+        _metrics_table(run.validation, f"model-selection scores on the validation split ({run.validated_on} videos): "
+                                       "they chose the epoch, so they are optimistic")
+    if run.test:
+        _metrics_table(run.test, f"test scores ({run.tested_on} videos never seen in training or epoch selection)")
+    else:
+        out.print("no test split: for unbiased figures use --test-fraction, or `evaluate --model` on other videos",
+                  soft_wrap=True)
     out.print(f"checkpoint saved to {run.checkpoint_path}; score ads with "
               f"`python cli.py index FOLDER --model trained:{run.checkpoint_path}`", soft_wrap=True)
 
 
 @app.command()
 def evaluate(
-    model_path: Optional[Path] = typer.Option(None, "--model", help="A checkpoint made by `train`."),
+    model_path: Optional[Path] = typer.Option(None, "--model", help="A checkpoint made by `train`: the videos it was "
+                                              "trained or validated on are left out."),
     pitt: list[Path] = PittOption,
     videos: Optional[Path] = VideosOption,
     csv: Optional[Path] = CsvOption,
     protocol: bool = ProtocolOption,
     id_list: Optional[Path] = IdListOption,
-    kfold: int = typer.Option(0, "--kfold", help="k-fold cross-validation instead (k ≥ 2): mean ± std over the folds."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="k-fold: the backbone to train."),
-    weights: str = typer.Option("imagenet", "--weights", help="k-fold: backbone weights (imagenet, a file, random)."),
-    pooling: str = typer.Option("mean", "--pooling", help="k-fold: mean or lstm."),
-    seed: int = typer.Option(0, "--seed", help="k-fold: seed of the folds and the training."),
+    kfold: Optional[int] = typer.Option(None, "--kfold", help="k-fold cross-validation instead (k ≥ 2), stratified, "
+                                        "identical videos in one fold: mean ± std over the folds."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="k-fold: the backbone to train."),
+    weights: Optional[str] = typer.Option(None, "--weights",
+                                          help="k-fold: backbone weights (imagenet, a file, random)."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="k-fold: mean or lstm."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="k-fold: seed of the folds and the training."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json/csv and the charts."),
     cache: Path = CacheOption,
 ) -> None:
-    """Evaluate a trained model (or k-fold train-and-test) on labelled videos: ROC-AUC, F1, precision,
-    recall, accuracy per emotion beside the majority-class and random baselines, with charts."""
+    """Evaluate a trained model on the labelled videos it has not seen, or k-fold train-and-test:
+    ROC-AUC, F1, precision, recall, accuracy per emotion beside the majority-class and random
+    baselines, with charts."""
     from emocore.experiments import cross_validate, evaluate_model, save_evaluation
-    from emocore.training import TrainParams
 
-    if (model_path is None) == (kfold == 0):
+    if (model_path is None) == (kfold is None):
         _usage(ValueError("give either --model PATH (evaluate a trained model) or --kfold K (cross-validate)"))
+    if model_path is not None and any(v is not None for v in (backbone, weights, pooling, seed)):
+        _usage(ValueError("--backbone, --weights, --pooling and --seed go with --kfold"))
+    if kfold is not None and kfold < 2:
+        _usage(ValueError(f"--kfold needs k ≥ 2, got {kfold}"))
+    params = _train_params(backbone=backbone, weights=weights, pooling=pooling, seed=seed) if kfold else None
     labels = _labels(pitt, videos, csv, protocol, id_list)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True) as progress:
+                      TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+                      disable=not err.is_terminal) as progress:
             if model_path is not None:
                 result = evaluate_model(model_path, labels, cache_dir=cache / "features",
                                         progress=_stage_bars(progress))
             else:
-                params = TrainParams(backbone=backbone, weights=weights,
-                                     pooling=pooling, seed=seed)
-                result = cross_validate(labels, params, folds=kfold, cache_dir=cache / "features",
+                result = cross_validate(labels, params, folds=int(kfold or 0), cache_dir=cache / "features",
                                         progress=_stage_bars(progress))
         target = out_dir or cache / "evaluations" / (model_path.stem if model_path else f"kfold{kfold}")
         written = save_evaluation(result, target)
@@ -439,17 +503,53 @@ def evaluate(
         _fail(exc)
     for key, reason in result.skipped:
         err.print(f"skipped {escape(key)}: {escape(reason)}", soft_wrap=True, highlight=False)
+    if model_path is not None:
+        out.print(f"left out {len(result.left_out)} labelled videos the model was trained or validated on "
+                  f"(same content); scored {result.videos} it has not seen", soft_wrap=True)
     _metrics_table(result.metrics, f"{result.source}: {result.videos} videos")
     if result.folds:
-        table = Table(title=f"mean ± std over {kfold} folds")
-        for column in ("emotion", "ROC-AUC", "F1", "accuracy", "majority acc."):
-            table.add_column(column, justify="right")
-        for emotion, figures in result.folds.items():
-            cell = lambda name: "—" if name not in figures else f"{figures[name][0]:.3f} ± {figures[name][1]:.3f}"  # noqa: E731
-            table.add_row(emotion, cell("roc_auc"), cell("f1"), cell("accuracy"), cell("majority_accuracy"))
-        out.print(table)
+        k = result.fold_count
+
+        def cell(figures: dict[str, tuple[float, float]], name: str) -> str:
+            return "—" if name not in figures else f"{figures[name][0]:.3f} ± {figures[name][1]:.3f}"
+
+        rows = [[emotion, cell(figures, "roc_auc"),
+                 f"{k - sum(1 for f in result.skipped_folds if f.emotion == emotion)}/{k}",
+                 cell(figures, "f1"), cell(figures, "accuracy"), cell(figures, "majority_accuracy")]
+                for emotion, figures in result.folds.items()]
+        _figure_table(f"mean ± std over {k} folds",
+                      ["emotion", "ROC-AUC", "AUC folds", "F1", "accuracy", "majority acc."], rows)
+    for gap in result.skipped_folds:
+        out.print(f"fold {gap.fold} skipped for {escape(gap.emotion)}: {gap.reason}", soft_wrap=True, highlight=False)
     out.print(f"saved {len(written)} files to {target} (metrics.json, metrics.csv, confusion and calibration charts)",
               soft_wrap=True)
+
+
+def _num(value: object, fmt: str = ".3f", none: str = "—") -> str:
+    """A number for a table cell, whole (never cut), or `none` when missing."""
+    if value is None:
+        return none
+    try:
+        if value != value:  # NaN  # noqa: PLR0124
+            return none
+    except TypeError:
+        return str(value)
+    return format(value, fmt)
+
+
+def _load_norms(norms_dir: Optional[Path], min_evidence: int) -> object:
+    """Another cache's norms (`--norms DIR`), or None for the cache's own."""
+    if norms_dir is None:
+        return None
+    from emocore.norms import load_norms_from
+
+    return load_norms_from(norms_dir, min_face_frames=min_evidence)
+
+
+MinEvidenceOption = typer.Option(None, "--min-evidence", help="Face frames an ad needs to be ranked and to have a "
+                                 "dominant emotion (default 6: 3 s at 2 frames/s); fewer are listed after the ranked ads.")
+NormsOption = typer.Option(None, "--norms", help="Read percentiles and lift against another cache's library "
+                           "(e.g. a team's archive) instead of this cache's own.")
 
 
 @app.command("ls")
@@ -457,44 +557,165 @@ def list_ads(
     cache: Path = CacheOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of a table."),
     failed: bool = typer.Option(False, "--failed", help="Only the ads and files that failed."),
+    rank: Optional[str] = typer.Option(None, "--rank", help="Rank by one emotion's evidence-aware score, as the "
+                                       "dashboard does: ranked ads, then too little evidence, then failed."),
+    min_evidence: Optional[int] = MinEvidenceOption,
+    norms_dir: Optional[Path] = NormsOption,
+    limit: Optional[int] = typer.Option(None, "--limit", help="Show only the first N entries (default: all)."),
 ) -> None:
-    """List what the cache holds: ads, status, duration, top emotion, failures with reasons."""
+    """List what the cache holds: status, evidence, dominant emotion against the library's norms,
+    failures with reasons; `--rank EMOTION` for the dashboard's ranking with scores and percentiles."""
+    from emocore import queries
+    from emocore.norms import DEFAULT_MIN_FACE_FRAMES
     from emocore.store import Store
 
+    minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
+    if minimum < 1 or (limit is not None and limit < 0):
+        _usage(ValueError("--min-evidence must be at least 1 and --limit at least 0"))
     try:
+        norms = _load_norms(norms_dir, minimum)
         with Store(cache, readonly=True) as store:
-            ads = store.ads("failed" if failed else None)
-            tops = {ad.key: max(store.emotions(ad.key), key=lambda e: e.mean or -1, default=None) for ad in ads}
+            # rank on the few columns ranking needs, then read the rest for the rows shown only
+            table = queries.library(store, norms, min_face_frames=minimum, columns=queries.RANK_COLUMNS)
+            if rank is not None:
+                table = queries.rank(table, rank, min_face_frames=minimum)
+            if failed:
+                table = table[table["status"] == "failed"]
+            shown = queries.details(store, table if limit is None else table.iloc[:limit])
             unread = [f for f in store.files() if f.ad_key is None]
+    except ValueError as exc:
+        _usage(exc)
     except EmocoreError as exc:
         _fail(exc)
-    rows = [
-        {
-            "key": ad.key, "name": ad.name, "path": ad.path, "status": ad.status, "error": ad.error,
-            "duration_s": ad.duration_s, "frames": ad.frames, "face_coverage": ad.face_coverage,
-            "dominant": ad.dominant, "dominant_mean": tops[ad.key].mean if tops[ad.key] else None,
-            "model": ad.model, "model_version": ad.model_version,
-        }
-        for ad in ads
-    ] + [
-        {"key": None, "name": Path(f.path).name, "path": f.path, "status": "failed", "error": f.error,
-         "duration_s": None, "frames": 0, "face_coverage": None, "dominant": None, "dominant_mean": None,
-         "model": None, "model_version": None}
-        for f in unread
-    ]
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    columns = ["key", "name", "path", "status", "error", "duration_s", "frames", "face_frames", "face_seconds",
+               "face_coverage", "dominant", "dominant_raw", "model", "model_version"]
+    emotions = queries.emotions_in(table)
+
+    def plain(series: object) -> list:  # missing values (NaN, NA, None) as None, numbers as Python numbers
+        return series.astype(object).where(series.notna(), None).tolist()  # type: ignore[attr-defined]
+
+    data = {c: plain(shown[c]) for c in columns}
+    if rank is not None:
+        data.update(rank=plain(shown["rank"]), standing=plain(shown["standing"]),
+                    score=plain(shown[f"score_{rank}"]), mean=plain(shown[f"mean_{rank}"]),
+                    percentile=plain(shown[f"pct_{rank}"]), lift=plain(shown[f"lift_{rank}"]))
+    else:
+        lifts = {e: plain(shown[f"lift_{e}"]) for e in emotions}
+        pcts = {e: plain(shown[f"pct_{e}"]) for e in emotions}
+        data.update(dominant_lift=[lifts[d][i] if d in lifts else None for i, d in enumerate(data["dominant"])],
+                    dominant_percentile=[pcts[d][i] if d in pcts else None for i, d in enumerate(data["dominant"])])
+    for counted in ("frames", "face_frames", "rank"):  # read as floats (missing values), printed as counts
+        if counted in data:
+            data[counted] = [None if v is None else int(v) for v in data[counted]]
+    names = list(data)
+    rows = [dict(zip(names, values)) for values in zip(*data.values())]
+    if rank is not None:
+        for r in rows:
+            r["emotion"] = rank
+    room = None if limit is None else max(0, limit - len(rows))
+    extra = [{**{n: None for n in names}, "name": Path(f.path).name, "path": f.path, "status": "failed",
+              "error": f.error, "frames": 0, "face_frames": 0, "face_seconds": 0.0,
+              **({"standing": "failed", "emotion": rank} if rank is not None else {})}
+             for f in unread][:room]
+    rows += extra
+    if as_json:  # one entry per line: readable, and fast for 100,000 ads (the C encoder)
+        sys.stdout.write("[\n" + ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n"
+                         if rows else "[]\n")
         return
-    table = Table(title=f"{len(rows)} entries in {cache}")
-    for column in ("key", "name", "status", "duration", "faces", "top emotion", "error"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        top = f"{r['dominant']} {r['dominant_mean']:.2f}" if r["dominant"] else ""
-        table.add_row((r["key"] or "")[:10], escape(r["name"]), r["status"],
-                      f"{r['duration_s']:.1f} s" if r["duration_s"] else "",
-                      f"{r['face_coverage']:.0%}" if r["face_coverage"] is not None else "", top,
-                      escape(r["error"] or ""))
-    out.print(table)
+    total = len(table) + len(unread)
+    title = f"{total} entries in {cache}" + (f", ranked by {rank}" if rank else "") + (
+        f" (norms: {norms_dir})" if norms_dir else "")
+    evidence = lambda r: (f"{_num(r['face_frames'], '.0f', '0')} fr / {_num(r['face_seconds'], '.1f', '0.0')} s"  # noqa: E731
+                          if r["status"] == "ok" else "")
+    if rank is not None:
+        cells = [[r["name"], _num(r["rank"], "d", r["standing"]), _num(r["score"]), _num(r["mean"]), evidence(r),
+                  _num(r["percentile"], ".1f"), _num(r["lift"], ".2f") + ("×" if r["lift"] is not None else ""),
+                  (r["key"] or "")[:10]] for r in rows]
+        _figure_table(title, ["name", "#", "score", "raw mean", "evidence", "pct", "lift", "key"], cells,
+                      f"score: the raw mean shrunk towards the library's mean by evidence; pct: percentile among "
+                      f"ads with ≥ {minimum} face frames; lift: score / library mean")
+    else:
+        cells = [[r["name"], (r["key"] or "")[:10], r["status"], _num(r["duration_s"], ".1f", "") + (
+                  " s" if r["duration_s"] is not None else ""), evidence(r),
+                  (f"{r['dominant']} {_num(r['dominant_lift'], '.2f')}× p{_num(r['dominant_percentile'], '.0f')}"
+                   if r["dominant"] else ("too little evidence" if r["status"] == "ok" else "")),
+                  r["dominant_raw"] or "", " ".join((r["error"] or "").split())] for r in rows]
+        _figure_table(title, ["name", "key", "status", "duration", "evidence", "dominant", "top raw mean", "error"],
+                      cells, "dominant: highest lift over the library's mean (with its percentile); "
+                      "top raw mean: the model's own highest mean, biased towards sad and fear")
+    if len(rows) < total and limit is not None:
+        out.print(f"… {total - len(rows)} more (--limit to show more)", highlight=False)
+
+
+@app.command()
+def show(
+    ad: str = typer.Argument(..., help="An ad in the cache: key, key prefix, name or path (or the video file)."),
+    cache: Path = CacheOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (every signal in full)."),
+    min_evidence: Optional[int] = MinEvidenceOption,
+    norms_dir: Optional[Path] = NormsOption,
+) -> None:
+    """Print one ad: its record, evidence and standing against the library, every per-frame signal
+    (raw and smoothed), peaks, key frames, shots and the stored explanations' figures."""
+    from emocore import queries
+    from emocore.norms import DEFAULT_MIN_FACE_FRAMES
+    from emocore.store import Store
+    from emocore.trust import TrustFigures, describe
+
+    minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
+    if minimum < 1:
+        _usage(ValueError("--min-evidence must be at least 1"))
+    try:
+        norms = _load_norms(norms_dir, minimum)
+        with Store(cache, readonly=True) as store:
+            report = queries.ad_report(store, ad, norms, min_face_frames=minimum)
+    except EmocoreError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        return
+    row, standing, tl = report.ad, report.standing, report.timeline
+    say = lambda text: out.print(escape(text), highlight=False, soft_wrap=True)  # noqa: E731
+    say(f"{row.name}  (key {row.key})")
+    say(f"  {row.path}")
+    say(f"  status {row.status}" + (f": {row.error}" if row.error else "")
+        + (f"; {_num(row.duration_s, '.2f')} s, {row.frames} sampled frames" if row.status == "ok" else "")
+        + f"; model {row.model} {row.model_version}")
+    if row.status != "ok":
+        return
+    say(f"  evidence: a face in {standing.face_frames} of {row.frames} frames ({standing.face_seconds:.1f} s); "
+        + ("enough" if standing.enough_evidence else "too little") + f" to rank (minimum {minimum} face frames)")
+    say(f"  dominant (highest lift over the norms): {standing.dominant or '— (too little evidence)'}; "
+        f"highest raw mean: {standing.dominant_raw or '—'}")
+    say(f"  norms: {report.norms.source} ({report.norms.ads} ads)")
+    figures = {e.emotion: e for e in report.figures}
+    _figure_table("Emotions", ["emotion", "raw mean", "score", "pct", "lift", "peak", "peak at (s)", "share above"],
+                  [[e.emotion, _num(e.mean), _num(e.score), _num(e.percentile, ".1f"),
+                    _num(e.lift, ".2f") + ("×" if e.lift is not None else ""),
+                    _num(getattr(figures.get(e.emotion), "peak", None)),
+                    _num(getattr(figures.get(e.emotion), "peak_time_s", None), ".2f"),
+                    _num(getattr(figures.get(e.emotion), "share_above", None), ".3f")] for e in standing.emotions],
+                  "score: raw mean shrunk towards the norms' mean by evidence; pct: percentile in the norms; "
+                  "lift: score / the norms' mean")
+    say(f"Peaks (time s: smoothed value; prominence ≥ {report.prominence:g}):")
+    for emotion, found in report.moments.items():
+        if found:
+            say(f"  {emotion}: " + ", ".join(f"{p.time_s:.2f}: {p.value:.3f}" for p in sorted(found, key=lambda p: p.time_s)))
+    say("Key frames (the index's rule): " + ("; ".join(f"{k.time_s:.2f} s {', '.join(k.emotions)}" for k in report.key_frames)
+                                            or "none"))
+    say("Shot boundaries (s): " + (", ".join(f"{t:.2f}" for t in tl.shots) or "none"))
+    say(f"Explanations ({len(report.explanations)}):" if report.explanations else "Explanations: none stored")
+    for x in report.explanations:
+        if x.error:
+            say(f"  frame {x.frame_idx} at {x.time_s:.2f} s: {x.error}")
+            continue
+        say(f"  {x.time_s:.2f} s {x.emotion}: " + "; ".join(describe(TrustFigures.from_dict(x.figures))))
+    labels = row.labels
+    cells = [[f"{t:.2f}", str(int(f)) if f >= 0 else "—"]
+             + [f"{_num(tl.smoothed[i, j], '.2f')}/{_num(tl.raw[i, j], '.2f')}" for j in range(len(labels))]
+             for i, (t, f) in enumerate(zip(tl.times, tl.faces))]
+    _figure_table("Signals per sampled frame (smoothed/raw; — where no face)", ["time s", "faces", *labels], cells,
+                  "every value in full: `show --json`")
 
 
 if __name__ == "__main__":

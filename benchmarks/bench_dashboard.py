@@ -11,11 +11,15 @@ figures computed from them by emocore.scoring, ~2 % failed ads, one tiny thumbna
 Measured with Streamlit's AppTest (server side: the script's execution and the serialisation of
 its elements, plus AppTest reading them back; not the browser's drawing, nor the websocket),
 medians of `--repeat` runs:
-- library, cold: a fresh AppTest after `streamlit.cache_data.clear()` (the library query, the
-  thumbnails of the first page and the page itself), floor 1.5 s;
+- library, cold: a fresh AppTest after `streamlit.cache_data.clear()` (the library query with its
+  norms: scores, percentiles, lifts, the lifted dominant; the thumbnails of the first page and the
+  page itself), floor 1.5 s;
 - library, rerun: the same AppTest run again (everything from st.cache_data), floor 0.3 s;
-- library, filter changed: another "Rank by emotion" chosen, then run (re-filter, re-rank,
-  re-serialise the page from the cached library), floor 0.3 s;
+- library, filter changed: another "Rank by emotion" chosen, then run (re-filter, re-rank with
+  queries.rank, re-serialise the page from the cached library), floor 0.3 s; the shown order must be
+  queries.rank's (the order `cli.py ls --rank` prints);
+- library, minimum evidence changed: another minimum number of face frames, then run (what is
+  ranked changes; no new query), floor 0.3 s;
 - ad page, cold: a fresh AppTest on views/ad.py?ad=KEY&t=12.5 of an ad never opened before in
   the process (its bundle is read from SQLite), with the library already cached, floor 1 s;
 - ad page, rerun: the same AppTest run again, floor 0.3 s.
@@ -96,11 +100,11 @@ class Counters:
         self.library_s: list[float] = []
         original_library, original_bundle = queries.library, queries.ad_bundle
 
-        def library(store):  # noqa: ANN001, ANN202
+        def library(store, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             self.library += 1
             start = time.perf_counter()
             try:
-                return original_library(store)
+                return original_library(store, *args, **kwargs)
             finally:
                 self.library_s.append(time.perf_counter() - start)
 
@@ -299,6 +303,9 @@ def main() -> None:
                         "information: the first page a new server shows; imports as above", binding=False))
         imports = _fresh_process_runs(cache, "imports", 1)[0]
 
+    from emocore import queries as _queries
+
+    original_library = _queries.library
     counters = Counters()
 
     # warm up the imports in this process (not measured: the fresh-process row covers it)
@@ -331,22 +338,42 @@ def main() -> None:
     rows.append(Row("library, rerun (cached)", rerun, 0.3))
 
     # (e) library rerun after a filter change: a different rank emotion each time
+    from emocore import queries
+    from emocore.store import Store
+
+    with Store(cache, readonly=True) as store:
+        library = original_library(store)
     changed = []
     at = _apptest(cache)
     at.run()
     emotions = [e for e in synthetic_cache.LABELS if e != "happy"]
     before = counters.library
     for i in range(args.repeat):
-        at.selectbox(key="lib-emotion").set_value(emotions[i % len(emotions)])
+        emotion = emotions[i % len(emotions)]
+        at.selectbox(key="lib-emotion").set_value(emotion)
         changed.append(_timed(at.run))
         _check_library(at, ads)
-        column = f"mean {emotions[i % len(emotions)]}"
-        scores = at.dataframe[0].value[column].dropna().tolist()
-        if scores != sorted(scores, reverse=True):
-            raise RuntimeError(f"library not ranked by {column} after the filter change")
+        expected = queries.rank(library, emotion)["name"].head(50).tolist()
+        if at.dataframe[0].value["name"].tolist() != expected:
+            raise RuntimeError(f"the library's order for {emotion} is not queries.rank's")
     if counters.library != before:
         raise RuntimeError("a filter change queried the cache again")
     rows.append(Row("library, rerun after a filter change", changed, 0.3, "rank emotion changed"))
+
+    # (f) library rerun after the minimum evidence changed
+    evidence = []
+    for i in range(args.repeat):
+        minimum = (5, 40, 20, 55, 1)[i % 5]
+        at.number_input(key="lib-evidence-frames").set_value(minimum)
+        evidence.append(_timed(at.run))
+        _check_library(at, ads)
+        expected = queries.rank(library, emotion, min_face_frames=minimum)["name"].head(50).tolist()
+        if at.dataframe[0].value["name"].tolist() != expected:
+            raise RuntimeError(f"the library's order for at least {minimum} face frames is not queries.rank's")
+    if counters.library != before:
+        raise RuntimeError("a change of the minimum evidence queried the cache again")
+    rows.append(Row("library, rerun after a minimum change", evidence, 0.3,
+                    "minimum face frames changed"))
 
     # (c) ad page cold (bundle not cached; library cached), (d) ad page rerun
     ad_cold, ad_rerun = [], []

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_explain.py [--repeat 3] [--threads 1] [--library-samples 50]
                                        [--index | --no-index] [--index-repeat 1]
+                                       [--libraries | --no-libraries] [--stability-frames 10]
 
 The frame: the 30 s 1280×720 benchmark clip (cache/bench/, built once from the demo footage, as in
 bench_index.py) sampled at 2 frames/s; the frame whose largest face gets the most confident
@@ -10,7 +11,10 @@ emotion is explained for that emotion (deterministic).
 Measured (medians of `--repeat` runs; the machine is shared and noisy, so read the ratios):
 - ours: `explain_lime` and `explain_shap` at the shipped settings (`ExplainParams()`) on the face
   region the model reads (`FaceEmotionModel.explanation_input`), every prediction call counted
-  and timed, so each method's own work (time outside the model) is shown beside its total;
+  and timed, so each method's own work (time outside the model) is shown beside its total. Their
+  trust figures are included: the half-sample refits (stability), LIME's null and held-out R²;
+  the deletion check (its own model evaluations, shared by both maps of a label) is timed on its
+  own line;
 - the floor: the same number of model evaluations alone (`target.predict` on copies of the
   region, built beforehand) at the best of several batch sizes → ours / floor, target ≤ 1.5×.
   Ours and the floors run interleaved, repeat by repeat, so a burst of load on the machine
@@ -29,7 +33,11 @@ Measured (medians of `--repeat` runs; the machine is shared and noisy, so read t
   (fresh caches, the model loaded once), `--index-repeat` times each (one by default: two
   passes over five clips take ~1 minute), and the frames explained.
 
-The whole run takes about 3 minutes on two cores.
+- with `--stability-frames N` (default 10): on N face frames of the demo ads (the clips in turn),
+  each method's half-split stability and its Spearman–Brown prediction beside the true Spearman
+  correlation between seeds 0 and 1 at the full sample count, and the LIME–SHAP agreement.
+
+The whole run takes about 4 minutes on two cores.
 """
 
 from __future__ import annotations
@@ -54,10 +62,11 @@ import torch  # noqa: E402
 
 import media  # noqa: E402
 from emocore.explain import ExplainParams  # noqa: E402
-from emocore.explain.attribution import explain_lime, explain_shap, segment  # noqa: E402
+from emocore.explain.attribution import deletion_checks, explain_lime, explain_shap, segment  # noqa: E402
 from emocore.indexer import index_folder  # noqa: E402
 from emocore.models import load_model  # noqa: E402
 from emocore.models.base import EmotionModel  # noqa: E402
+from emocore.trust import LIME_MIN_PER_SEGMENT  # noqa: E402
 from emocore.video import open_video  # noqa: E402
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -164,15 +173,19 @@ def pick_frame(model: EmotionModel, clip: Path) -> tuple[int, float, np.ndarray,
 
 
 def ours_and_floors(target, segments: np.ndarray, label: int, params: ExplainParams,
-                    repeat: int) -> tuple[Result, Result, dict[int, dict[int, float]]]:
-    """Our two methods and the floors, interleaved repeat by repeat; floors[batch][evals] = seconds."""
+                    repeat: int) -> tuple[Result, Result, dict[int, dict[int, float]], dict[str, np.ndarray]]:
+    """Our two methods and the floors, interleaved repeat by repeat; floors[batch][evals] = seconds; the maps."""
     counter = Counted(target.predict)
 
     def lime_once() -> None:
-        explain_lime(target.image, segments, counter, [label], params.lime_samples, params.seed, params.batch)
+        maps["lime"] = explain_lime(target.image, segments, counter, [label], params.lime_samples, params.seed,
+                                    params.batch)[0].weights
 
     def shap_once() -> None:
-        explain_shap(target.image, segments, counter, [label], params.shap_samples, params.seed, params.batch)
+        maps["shap"] = explain_shap(target.image, segments, counter, [label], params.shap_samples, params.seed,
+                                    params.batch)[0].weights
+
+    maps: dict[str, np.ndarray] = {}
 
     lime_runs, shap_runs = [], []
     floor_runs: dict[int, dict[int, list[float]]] = {b: {} for b in FLOOR_BATCHES}
@@ -185,7 +198,7 @@ def ours_and_floors(target, segments: np.ndarray, label: int, params: ExplainPar
                 floor_runs[batch].setdefault(count, []).append(seconds)
     floors = {b: {n: statistics.median(t) for n, t in by_count.items()} for b, by_count in floor_runs.items()}
     return (medians(lime_runs, f"ours: LIME, batch {params.batch}"),
-            medians(shap_runs, f"ours: SHAP (Kernel), batch {params.batch}"), floors)
+            medians(shap_runs, f"ours: SHAP (Kernel), batch {params.batch}"), floors, maps)
 
 
 def library_lime(frame: np.ndarray, fn: Counted, label: int, n: int, samples: int, direct: bool) -> Result:
@@ -259,6 +272,110 @@ def index_times(model: EmotionModel, repeat: int) -> tuple[float, float, int]:
     return plain, full, explained
 
 
+@dataclass(frozen=True)
+class StabilityRow:
+    """One explained frame: a method's half-split stability, its Spearman–Brown prediction, the true
+    two-seed Spearman at the full sample count, and the LIME–SHAP agreement."""
+
+    clip: str
+    time_s: float
+    method: str
+    half: float
+    predicted: float
+    two_seeds: float
+    agreement: float
+
+
+def demo_face_frames(model: EmotionModel, count: int) -> list[tuple[str, float, np.ndarray, tuple, int]]:
+    """Up to `count` frames with a face from the demo ads (every clip in turn, 1 frame/s, evenly spread):
+    clip name, time, frame, largest face, most probable label."""
+    per_clip: list[list[tuple[str, float, np.ndarray, tuple, int]]] = []
+    for clip in sorted((ROOT / "cache" / "demo-ads").iterdir()):
+        with open_video(clip) as video:
+            sampled = list(video.sample(1.0, 1280))
+        frames = [s.image for s in sampled]
+        faces = model.detect(frames)
+        probs = model.classify(frames, faces)
+        found = [(clip.name, s.time_s, s.image, f[0], int(np.nanargmax(p)))
+                 for s, f, p in zip(sampled, faces, probs) if len(f)]
+        per_clip.append(found[::4] + found[2::4] + found[1::2])  # spread over the clip first
+    chosen: list[tuple[str, float, np.ndarray, tuple, int]] = []
+    for i in range(max(map(len, per_clip), default=0)):  # the clips in turn
+        chosen += [found[i] for found in per_clip if i < len(found)]
+    return chosen[:count]
+
+
+def stability_rows(model: EmotionModel, params: ExplainParams, count: int) -> list[StabilityRow]:
+    """Half-split stability against a true second seed (seed + 1) at the full sample count, per method."""
+    from emocore.explain.attribution import agreement
+
+    rows = []
+    for clip, time_s, frame, face, label in demo_face_frames(model, count):
+        target = model.explanation_input(frame, face)
+        segments = segment(target.image, params.n_segments, params.compactness)
+        runs = {}
+        for name, explainer, samples in (("lime", explain_lime, params.lime_samples),
+                                         ("shap", explain_shap, params.shap_samples)):
+            runs[name] = [explainer(target.image, segments, target.predict, [label], samples, seed, params.batch)[0]
+                          for seed in (params.seed, params.seed + 1)]
+        agree = agreement(runs["lime"][0].weights, runs["shap"][0].weights)
+        for name, (first, second) in runs.items():
+            if first.stability_half is None:
+                continue
+            rows.append(StabilityRow(clip, time_s, name, first.stability_half, first.stability,
+                                     agreement(first.weights, second.weights), agree))
+    return rows
+
+
+def print_stability(rows: list[StabilityRow]) -> None:
+    print(f"\nstability: half-split (one run) against two seeds at the full sample count, {len(rows) // 2} demo "
+          "face frames")
+    print(f"{'':8}{'half-split':>11}{'Spearman-Brown':>16}{'two seeds':>11}{'SB - two seeds':>16}"
+          f"{'|SB - two|':>12}{'corr over frames':>18}")
+    for method in ("lime", "shap"):
+        mine = [r for r in rows if r.method == method]
+        if not mine:
+            continue
+        half, predicted, two = (np.array([getattr(r, f) for r in mine]) for f in ("half", "predicted", "two_seeds"))
+        corr = float(np.corrcoef(predicted, two)[0, 1]) if len(mine) > 2 and predicted.std() > 0 else float("nan")
+        print(f"{method.upper():8}{half.mean():11.2f}{predicted.mean():16.2f}{two.mean():11.2f}"
+              f"{(predicted - two).mean():+16.2f}{np.abs(predicted - two).mean():12.2f}{corr:18.2f}")
+        print(f"{'':8}range {half.min():.2f}–{half.max():.2f}{'':4}{predicted.min():.2f}–{predicted.max():.2f}"
+              f"{'':6}{two.min():.2f}–{two.max():.2f}")
+    agree = np.array([r.agreement for r in rows if r.method == "lime"])
+    if len(agree):
+        print(f"LIME–SHAP agreement on the same frames: median {np.median(agree):.2f} "
+              f"(range {agree.min():.2f}–{agree.max():.2f})")
+
+
+def libraries(model: EmotionModel, frame: np.ndarray, faces: np.ndarray, label: int, lime: Result, shap_: Result,
+              params: ExplainParams, args: argparse.Namespace, shap_cold: float) -> None:
+    """The libraries' defaults on the full frame at our evaluation counts, and how much faster ours is."""
+    library = Counted(lambda images: model.classify(list(images), [faces] * len(images)))
+    lib_lime = library_lime(frame, library, label, lime.evals, args.library_samples,
+                            args.library_samples >= params.lime_samples)
+    import shap
+
+    start = time.perf_counter()
+    inpaint = shap.maskers.Image("inpaint_telea", frame.shape)
+    masker_s = time.perf_counter() - start
+    names = list(model.labels)
+    lib_inpaint = library_shap(frame, library, inpaint, names, label, shap_.evals, args.library_samples,
+                               args.library_samples >= params.shap_samples, args.repeat)
+    lib_blur = library_shap(frame, library, same_tree(inpaint, "blur(128,128)"), names, label, shap_.evals,
+                            shap_.evals, True, args.repeat)
+    print("\nthe libraries' defaults on the full frame, same evaluations (ratio: how much faster ours is)")
+    for result, ours in ((lib_lime, lime), (lib_inpaint, shap_), (lib_blur, shap_)):
+        speedup = result.seconds / ours.seconds
+        own = f"{result.seconds - result.in_predict:9.2f}s" if result.in_predict is not None else f"{'':10}"
+        print(f"{result.name:42}{result.seconds:8.2f}{result.evals:6d}{own}{speedup:8.1f}×  "
+              f"≥ {SPEEDUP_TARGET:g}× faster: {verdict(speedup >= SPEEDUP_TARGET)}")
+        if result.note:
+            print(f"  {result.note}")
+    print(f"  not timed above, paid once per process: SHAP's import and first small call {shap_cold:.1f} s; "
+          f"the 720p Image masker's partition tree {masker_s:.1f} s")
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -273,6 +390,11 @@ def main() -> None:
     parser.add_argument("--index", action=argparse.BooleanOptionalAction, default=True,
                         help="also time index_folder over cache/demo-ads without and with explanations")
     parser.add_argument("--index-repeat", type=int, default=1)
+    parser.add_argument("--libraries", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the libraries' defaults on the full frame")
+    parser.add_argument("--stability-frames", type=int, default=10,
+                        help="demo face frames on which the half-split stability is checked against two seeds "
+                             "(0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     wall = time.perf_counter()
@@ -290,30 +412,16 @@ def main() -> None:
           f"segments; LIME {params.lime_samples} / SHAP {params.shap_samples} samples")
 
     # warm-up, untimed: the model's first calls, and SHAP's import plus one small call
-    explain_lime(target.image, segments, target.predict, [label], 100, 0, params.batch)
+    k = int(segments.max()) + 1
+    explain_lime(target.image, segments, target.predict, [label], max(100, LIME_MIN_PER_SEGMENT * k), 0, params.batch)
     start = time.perf_counter()
     explain_shap(target.image, segments, target.predict, [label], 100, 0, params.batch)
     shap_cold = time.perf_counter() - start
-    lime, shap_, floors = ours_and_floors(target, segments, label, params, args.repeat)
+    lime, shap_, floors, maps = ours_and_floors(target, segments, label, params, args.repeat)
 
     def best(evals: int) -> tuple[int, float]:
         batch = min(FLOOR_BATCHES, key=lambda b: floors[b][evals])
         return batch, floors[batch][evals]
-
-    library = Counted(lambda images: model.classify(list(images), [faces] * len(images)))
-    library_floor = medians([timed(floor_run(library, frame, lime.evals, SHAP_BATCH))], "")
-    lib_lime = library_lime(frame, library, label, lime.evals, args.library_samples,
-                            args.library_samples >= params.lime_samples)
-    import shap
-
-    start = time.perf_counter()
-    inpaint = shap.maskers.Image("inpaint_telea", frame.shape)
-    masker_s = time.perf_counter() - start
-    names = list(model.labels)
-    lib_inpaint = library_shap(frame, library, inpaint, names, label, shap_.evals, args.library_samples,
-                               args.library_samples >= params.shap_samples, args.repeat)
-    lib_blur = library_shap(frame, library, same_tree(inpaint, "blur(128,128)"), names, label, shap_.evals,
-                            shap_.evals, True, args.repeat)
 
     print(f"\n{'':42}{'seconds':>8}{'evals':>6}{'own work':>10}{'ratio':>9}  target")
     for result in (lime, shap_):
@@ -325,19 +433,24 @@ def main() -> None:
         print(f"{f'  floor: the model alone, batch {batch}':42}{floor:8.2f}{result.evals:6d}")
     print("  floor by batch size: " + ", ".join(f"{b}: {floors[b][lime.evals]:.2f} s" for b in FLOOR_BATCHES)
           + f" ({lime.evals} evals)")
-    print(f"{'  floor on the full 720p frame, batch 50':42}{library_floor.seconds:8.2f}{lime.evals:6d}"
-          f"{'':10}{library_floor.seconds / best(lime.evals)[1]:8.2f}×  of ours (1 run)")
+    counter = Counted(target.predict)
+    checked = [timed(lambda: deletion_checks(target.image, segments, counter, label, maps, params.seed, params.batch),
+                     counter) for _ in range(args.repeat)]
+    check = medians(checked, "")
+    floor = statistics.median(timed(floor_run(target.predict, target.image, check.evals, params.batch)).seconds
+                              for _ in range(args.repeat))
+    print(f"{'deletion check, both maps of one label':42}{check.seconds:8.2f}{check.evals:6d}"
+          f"{check.seconds - check.in_predict:9.2f}s{check.seconds / floor:8.2f}×  (not part of the ratios above)")
 
-    print("\nthe libraries' defaults on the full frame, same evaluations (ratio: how much faster ours is)")
-    for result, ours in ((lib_lime, lime), (lib_inpaint, shap_), (lib_blur, shap_)):
-        speedup = result.seconds / ours.seconds
-        own = f"{result.seconds - result.in_predict:9.2f}s" if result.in_predict is not None else f"{'':10}"
-        print(f"{result.name:42}{result.seconds:8.2f}{result.evals:6d}{own}{speedup:8.1f}×  "
-              f"≥ {SPEEDUP_TARGET:g}× faster: {verdict(speedup >= SPEEDUP_TARGET)}")
-        if result.note:
-            print(f"  {result.note}")
-    print(f"  not timed above, paid once per process: SHAP's import and first small call {shap_cold:.1f} s; "
-          f"the 720p Image masker's partition tree {masker_s:.1f} s")
+    if args.libraries:
+        library = Counted(lambda images: model.classify(list(images), [faces] * len(images)))
+        library_floor = medians([timed(floor_run(library, frame, lime.evals, SHAP_BATCH))], "")
+        print(f"{'  floor on the full 720p frame, batch 50':42}{library_floor.seconds:8.2f}{lime.evals:6d}"
+              f"{'':10}{library_floor.seconds / best(lime.evals)[1]:8.2f}×  of ours (1 run)")
+        libraries(model, frame, faces, label, lime, shap_, params, args, shap_cold)
+
+    if args.stability_frames:
+        print_stability(stability_rows(model, params, args.stability_frames))
 
     if args.index:
         plain, full, explained = index_times(model, args.index_repeat)

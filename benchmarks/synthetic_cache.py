@@ -16,6 +16,12 @@ Two writers, which produce the same rows (the default is "store": ~1 min for 10,
 - "store": `Store.write_ad` per ad (one transaction and one thumbnail folder rename per ad);
 - "batch" (faster, ~half the time): the same rows through `store.connection` in a few big transactions,
   using the schema Store created; `store.check()` must be empty at the end.
+
+A third, `--writer figures` (`build_figures`), is for the norms and ranking benchmarks at 100,000
+ads: it writes only the `ads` and `emotions` rows (no frames, shots or thumbnails; the meta row
+says "figures-only"), generated vectorised in seconds. Its ads' face coverage is spread from 2 %
+to 100 % on purpose, with one per-frame distribution per emotion for every ad, so a ranking that
+ignores evidence puts the low-coverage ads on top.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emocore.scoring import smooth, summarise  # noqa: E402
-from emocore.store import SCHEMA_VERSION, DB_NAME, NewAd, Store, Timeline  # noqa: E402
+from emocore.store import ADS_INSERT_COLUMNS, SCHEMA_VERSION, DB_NAME, NewAd, Store, Timeline, ads_row  # noqa: E402
 
 DEFAULT_ROOT = ROOT / "cache" / "bench" / "synthetic-10k"
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -50,7 +56,7 @@ THRESHOLD = 0.5
 FAILED_SHARE = 0.02
 SEED = 20240517
 #: written into meta so a cache from another generator version is rebuilt, not reused
-GENERATOR = "synthetic-cache-v1"
+GENERATOR = "synthetic-cache-v2"
 
 
 def _params() -> dict[str, object]:
@@ -132,8 +138,8 @@ def synthetic_ads(count: int, frames: int, seed: int = SEED) -> Iterator[NewAd]:
             )
             shots = tuple(sorted(float(s) for s in rng.choice(np.arange(2, int(duration) - 1), size=int(rng.integers(1, 5)),
                                                                 replace=False)))
-            smoothed = smooth(times, raw, WINDOW_S)
-            summary = summarise(times, raw, smoothed, LABELS, THRESHOLD)
+            smoothed = smooth(times, raw, WINDOW_S, shots=shots)
+            summary = summarise(times, raw, smoothed, LABELS, THRESHOLD, sample_rate=SAMPLE_RATE)
             yield NewAd(
                 **common,
                 info={"duration_s": duration, "fps": 25.0, "width": 1280, "height": 720, "rotation": 0,
@@ -141,7 +147,9 @@ def synthetic_ads(count: int, frames: int, seed: int = SEED) -> Iterator[NewAd]:
                 timeline=Timeline(times=times, raw=raw, smoothed=smoothed, faces=faces, boxes=boxes, shots=shots),
                 emotions=summary.emotions,
                 face_coverage=summary.face_coverage,
-                dominant=summary.dominant,
+                dominant_raw=summary.dominant_raw,
+                face_frames=summary.face_frames,
+                face_seconds=summary.face_seconds,
                 elapsed_s=float(rng.uniform(3.0, 9.0)),
             )
 
@@ -163,16 +171,9 @@ def _write_batch(store: Store, ads: Iterator[NewAd], jpeg: bytes, per_transactio
         now = time.time()
         ad_rows, frame_rows, shot_rows, emotion_rows = [], [], [], []
         for n, ad in enumerate(pending):
-            info = ad.info
             tl = ad.timeline
-            ad_rows.append((
-                ad.key, ad.content_hash, ad.params_hash, json.dumps(ad.params, sort_keys=True), ad.name, ad.path,
-                ad.size_bytes, ad.status, ad.error, ad.model, ad.model_version, json.dumps(list(ad.labels)),
-                info.get("duration_s"), info.get("fps"), info.get("width"), info.get("height"), info.get("rotation"),
-                info.get("codec"), None if info.get("has_audio") is None else int(bool(info["has_audio"])),
-                0 if tl is None else len(tl.times), ad.face_coverage, ad.dominant, ad.decode_errors,
-                now - (written + n) * 0.5, ad.elapsed_s,  # distinct, plausible index times (newest first)
-            ))
+            # distinct, plausible index times (newest first)
+            ad_rows.append(ads_row(ad, now - (written + n) * 0.5))
             if tl is not None:
                 for i in range(len(tl.times)):
                     box = tl.boxes[i]
@@ -180,13 +181,17 @@ def _write_batch(store: Store, ads: Iterator[NewAd], jpeg: bytes, per_transactio
                                        None if box is None else json.dumps([round(float(v), 2) for v in box]),
                                        _json_floats(tl.raw[i]), _json_floats(tl.smoothed[i])))
                 shot_rows.extend((ad.key, i, t) for i, t in enumerate(tl.shots))
-            emotion_rows.extend((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above) for e in ad.emotions)
+            emotion_rows.extend((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above, e.variance)
+                                for e in ad.emotions)
         with db:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO ads VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", ad_rows)
-            db.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?)", frame_rows)
-            db.executemany("INSERT INTO shots VALUES (?,?,?)", shot_rows)
-            db.executemany("INSERT INTO emotions VALUES (?,?,?,?,?,?)", emotion_rows)
+            db.executemany(f"INSERT INTO ads ({', '.join(ADS_INSERT_COLUMNS)}) "
+                           f"VALUES ({', '.join('?' * len(ADS_INSERT_COLUMNS))})", ad_rows)
+            db.executemany("INSERT INTO frames (ad_key, idx, time_s, faces, box, raw, smoothed) VALUES (?,?,?,?,?,?,?)",
+                           frame_rows)
+            db.executemany("INSERT INTO shots (ad_key, idx, start_s) VALUES (?,?,?)", shot_rows)
+            db.executemany("INSERT INTO emotions (ad_key, emotion, mean, peak, peak_time_s, share_above, variance) "
+                           "VALUES (?,?,?,?,?,?,?)", emotion_rows)
         for ad in pending:
             if ad.timeline is not None:
                 folder = thumbs / ad.key
@@ -238,7 +243,7 @@ def build(root: Path = DEFAULT_ROOT, ads: int = 10_000, frames: int = 60, writer
         written = (_write_batch if writer == "batch" else _write_store)(store, generated, jpeg)
         db = store.connection
         with db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('synthetic', ?)",
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('synthetic', ?)",
                        (json.dumps({"generator": GENERATOR, "ads": ads, "frames": frames}),))
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         problems = store.check()
@@ -252,15 +257,102 @@ def build(root: Path = DEFAULT_ROOT, ads: int = 10_000, frames: int = 60, writer
     return seconds
 
 
+def build_figures(root: Path, ads: int = 100_000, frames: int = 60, rebuild: bool = False,
+                  quiet: bool = False, seed: int = SEED) -> float | None:
+    """A figures-only SYNTHETIC cache (ads and emotions rows); the seconds it took, or None if reused."""
+    root = Path(root)
+    marker = json.dumps({"generator": GENERATOR, "ads": ads, "frames": frames, "figures-only": True})
+    if not rebuild and (root / DB_NAME).is_file():
+        try:
+            with Store(root, readonly=True) as store:
+                row = store.connection.execute("SELECT value FROM meta WHERE key = 'synthetic'").fetchone()
+            if row is not None and row[0] == marker:
+                return None
+        except Exception:
+            pass
+    if root.exists():
+        shutil.rmtree(root)
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    params = {**_params(), "figures_only": True}
+    p_text = json.dumps(params, sort_keys=True)
+    p_digest = hashlib.sha256(p_text.encode()).hexdigest()
+    base = np.array([-0.6, -1.6, -1.0, 0.4, -0.2, -0.5, 0.9])
+    now = time.time()
+    chunk = 5000
+    with Store(root) as store:
+        db = store.connection
+        for first in range(0, ads, chunk):
+            n = min(chunk, ads - first)
+            # one per-frame distribution per emotion for every ad (iid frames around `base`)
+            probs = _softmax(base + rng.normal(0.0, 1.0, (n, frames, len(LABELS))))
+            coverage = rng.uniform(0.02, 1.0, n)
+            seen = rng.random((n, frames)) < coverage[:, None]
+            seen[np.arange(n), rng.integers(0, frames, n)] = True  # at least one face frame
+            failed = rng.random(n) < FAILED_SHARE
+            count = seen.sum(axis=1)
+            masked = np.where(seen[:, :, None], probs, np.nan)
+            with np.errstate(invalid="ignore"):
+                means = np.nanmean(masked, axis=1)
+                variances = np.nanvar(masked, axis=1)
+                peaks = np.nanmax(masked, axis=1)
+            peak_at = np.nanargmax(np.where(seen[:, :, None], probs, -1.0), axis=1) / SAMPLE_RATE
+            share = (np.where(seen[:, :, None], probs, 0.0) >= THRESHOLD).sum(axis=1) / frames
+            ad_rows, emotion_rows = [], []
+            for k in range(n):
+                i = first + k + 1
+                name = f"SYNTHETIC ad {i:06d}.mp4"
+                content = hashlib.sha256(f"synthetic-figures-{seed}-{i}".encode()).hexdigest()
+                key = hashlib.sha256(f"{content}:{p_digest}".encode()).hexdigest()[:20]
+                common = dict(key=key, content_hash=content, params_hash=p_digest, params=params, name=name,
+                              path=f"/synthetic/{name}", size_bytes=10_000_000, model=MODEL,
+                              model_version=MODEL_VERSION, labels=LABELS)
+                if failed[k]:
+                    ad = NewAd(**common, status="failed", error="SYNTHETIC failure: not a readable video")
+                else:
+                    ad = NewAd(**common, info={"duration_s": frames / SAMPLE_RATE, "fps": 25.0, "width": 1280,
+                                               "height": 720, "rotation": 0, "codec": "synthetic", "has_audio": True},
+                               face_coverage=float(count[k] / frames), face_frames=int(count[k]),
+                               face_seconds=float(count[k] / SAMPLE_RATE),
+                               dominant_raw=LABELS[int(np.argmax(means[k]))])
+                    emotion_rows.extend(
+                        (key, LABELS[j], float(means[k, j]), float(peaks[k, j]), float(peak_at[k, j]),
+                         float(share[k, j]), float(variances[k, j]))
+                        for j in range(len(LABELS))
+                    )
+                row = list(ads_row(ad, now - (first + k) * 0.5))
+                row[ADS_INSERT_COLUMNS.index("frames")] = 0 if failed[k] else frames
+                if not failed[k]:  # the packed copy of the emotions rows (emocore.store.pack_figures)
+                    row[ADS_INSERT_COLUMNS.index("figures")] = np.stack(
+                        [means[k], variances[k], peaks[k], peak_at[k], share[k]], axis=1).astype(np.float64).tobytes()
+                ad_rows.append(tuple(row))
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(f"INSERT INTO ads ({', '.join(ADS_INSERT_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(ADS_INSERT_COLUMNS))})", ad_rows)
+                db.executemany("INSERT INTO emotions (ad_key, emotion, mean, peak, peak_time_s, share_above, "
+                               "variance) VALUES (?,?,?,?,?,?,?)", emotion_rows)
+        with db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('synthetic', ?)", (marker,))
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    seconds = time.perf_counter() - start
+    if not quiet:
+        print(f"built figures-only SYNTHETIC cache at {root}: {ads:,} ads in {seconds:.1f} s")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--ads", type=int, default=10_000)
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--writer", choices=("batch", "store"), default="store")
+    parser.add_argument("--writer", choices=("batch", "store", "figures"), default="store")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    took = build(args.root, args.ads, args.frames, args.writer, args.rebuild)
+    if args.writer == "figures":
+        took = build_figures(args.root, args.ads, args.frames, args.rebuild)
+    else:
+        took = build(args.root, args.ads, args.frames, args.writer, args.rebuild)
     if took is None:
         print(f"{args.root} already holds this synthetic cache (--rebuild to rebuild)")
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
+from loaders import NormsChoice, norms_default, norms_wanted, plain, resolve_norms
+
 from emocore import export
+
+NORMS_SOURCES = ("this cache", "another cache")
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -88,3 +93,29 @@ def report_ui(title: str, sections: Callable[[], list[export.ReportSection]], fo
                                   key=f"{key}-pdf", on_click="ignore")
         else:
             right.caption("PDF needs a browser: `apt-get install chromium`")
+
+
+def norms_ui(root: Path, key: str) -> NormsChoice:
+    """The sidebar's "Norms from" setting: this cache, or another cache folder typed in (from the link's
+    `?norms=`, else `--norms DIR`). A folder that cannot serve gets a one-line warning and this cache."""
+    wanted = norms_wanted()
+    with st.sidebar:
+        source = st.radio("Norms from", NORMS_SOURCES, index=1 if wanted else 0, key=f"{key}-norms-source",
+                          horizontal=True,
+                          help="Percentiles, lifts and the dominant emotion compare each ad with these ads: this "
+                               "cache's own, or another cache's (e.g. last year's archive).")
+        folder = ""
+        if source == "another cache":
+            folder = st.text_input("Norms cache folder", wanted, key=f"{key}-norms-folder",
+                                   placeholder="path/to/other/cache")
+    choice = resolve_norms(root, folder)
+    if choice.problem:
+        st.warning(plain(choice.problem), icon="⚠️")
+    default = norms_default()
+    value = folder.strip() if source == "another cache" else ""
+    if value == default:
+        st.query_params.pop("norms", None)
+    else:
+        st.query_params["norms"] = value
+    return choice
+

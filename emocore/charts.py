@@ -126,26 +126,43 @@ def compare_figure(series: Sequence[Series], emotion: str, align: str = "seconds
 
 
 def profile_figure(profiles: Mapping[str, Mapping[str, float | None]], labels: Sequence[str],
-                   title: str = "Emotion profile (mean over the frames the model scored)") -> go.Figure:
-    """Grouped bars: per emotion, each ad's mean."""
+                   title: str = "Emotion profile (mean over the frames the model scored)", *,
+                   y_title: str = "mean probability", y_max: float = 1.0, value_format: str = ".2f") -> go.Figure:
+    """Grouped bars: per emotion, each ad's value (its mean by default; e.g. percentiles with
+    `y_title="percentile in the library", y_max=100, value_format=".0f"`)."""
     fig = go.Figure()
     for i, (name, means) in enumerate(profiles.items()):
         fig.add_trace(go.Bar(
             x=list(labels), y=[means.get(e) for e in labels], name=name,
             marker_color=_FALLBACK[i % len(_FALLBACK)],
-            hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}}<extra></extra>",
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:{value_format}}}<extra></extra>",
         ))
     fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 1])
-    return _layout(fig, title, "mean probability", "emotion", legend="ad")
+    fig.update_yaxes(range=[0, y_max])
+    return _layout(fig, title, y_title, "emotion", legend="ad")
 
 
-def mix_figure(dominant_counts: Mapping[str, int], title: str = "Dominant emotion across the library") -> go.Figure:
-    """How many ads each emotion dominates."""
+#: the mix chart's bucket for ads whose evidence is too thin to name a dominant emotion
+TOO_LITTLE_EVIDENCE = "too little evidence"
+_TOO_LITTLE_COLOUR = "#D9D9D9"
+
+
+def mix_figure(dominant_counts: Mapping[str, int],
+               title: str = "Dominant emotion across the library (highest lift over the library's norm)", *,
+               too_little_evidence: int = 0) -> go.Figure:
+    """How many ads each emotion dominates, plus a grey "too little evidence" bar (when any) for the
+    ads with too few face frames to name one: those are counted apart, never as an emotion."""
     names = list(dominant_counts)
+    counts = [dominant_counts[n] for n in names]
+    colours = [colour(n, i) for i, n in enumerate(names)]
+    if too_little_evidence:
+        names.append(TOO_LITTLE_EVIDENCE)
+        counts.append(too_little_evidence)
+        colours.append(_TOO_LITTLE_COLOUR)
     fig = go.Figure(go.Bar(
-        x=names, y=[dominant_counts[n] for n in names],
-        marker_color=[colour(n, i) for i, n in enumerate(names)],
+        x=names, y=counts, marker_color=colours,
         hovertemplate="%{x}: %{y} ads<extra></extra>",
     ))
-    return _layout(fig, title, "ads", "dominant emotion")
+    # whole ads: no 0.2-ads ticks on a small library
+    fig.update_yaxes(tickformat=",d", rangemode="tozero", **({"dtick": 1} if max(counts, default=0) <= 10 else {}))
+    return _layout(fig, title, "ads", "dominant emotion (highest lift over the norm)")

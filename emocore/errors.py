@@ -65,3 +65,11 @@ class ClipWeightsMissing(WeightsMissing):
 
 class ClipWeightsInvalid(EmocoreError):
     """A CLIP checkpoint file cannot be read or does not fit the architecture."""
+
+
+class NothingHeldOut(EmocoreError):
+    """Every labelled video given to evaluate was used to train the model or choose its epoch."""
+
+
+class TooFewSamples(ValueError):
+    """Too few explanation samples for the number of segments (a bad argument: `--samples`)."""

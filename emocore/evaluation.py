@@ -3,6 +3,7 @@
     metrics = evaluate(labels, scores, emotions)          # labels N × E (0/1, NaN = no label)
     metrics_table(metrics)                                # one row per emotion, baselines beside
     summarise_folds([evaluate(...) for each fold])        # emotion → metric → (mean, std)
+    kfold_indices(n, k, seed, labels=labels, groups=hashes)  # stratified, identical content together
 
 The maths is numpy, written here (the tests check it against scikit-learn to 1e-12), with these
 conventions:
@@ -21,6 +22,8 @@ conventions:
   the positive rate p (expected accuracy p² + (1 − p)², ROC-AUC 0.5).
 - Fold summaries use the population standard deviation (ddof=0) over the folds that define the
   metric.
+- k-fold (`assign_folds`) is stratified per emotion (a greedy iterative stratification) and keeps
+  rows of one group (identical content) in one fold.
 
 Figures (Plotly, template `plotly_white`, never shown here) are built from the results.
 """
@@ -28,6 +31,7 @@ Figures (Plotly, template `plotly_white`, never shown here) are built from the r
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -212,17 +216,112 @@ def calibration(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[
     return result
 
 
-def kfold_indices(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k (train, test) index pairs over 0..n-1: shuffled with `seed`, every index in exactly one
-    test fold, fold sizes differing by at most one; each array sorted."""
-    if k < 2 or k > n:
-        raise ValueError(f"k must be between 2 and the number of videos ({n}), got {k}")
-    folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
-    pairs = []
-    for i, test in enumerate(folds):
-        train = np.concatenate([f for m, f in enumerate(folds) if m != i])
-        pairs.append((np.sort(train), np.sort(test)))
-    return pairs
+def label_strata(labels: np.ndarray) -> np.ndarray:
+    """Per row of an N × E label matrix, its label combination as an integer code: each emotion is
+    negative (< 0.5), positive (≥ 0.5) or unlabelled (NaN), and the codes sort lexicographically by
+    (first emotion, second emotion, ...), negative before positive before unlabelled."""
+    labels = np.asarray(labels, dtype=float)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be an N × E array, got shape {labels.shape}")
+    digits = np.where(np.isnan(labels), 2, (np.nan_to_num(labels) >= LABEL_THRESHOLD).astype(int))
+    codes = np.zeros(len(labels), dtype=np.int64)
+    for column in digits.T:
+        codes = codes * 3 + column
+    return codes
+
+
+def group_units(n: int, groups: Sequence[object] | None) -> tuple[np.ndarray, int]:
+    """(unit of each row, number of units): rows with equal `groups` entries share a unit (numbered
+    in order of first appearance); without groups every row is its own unit."""
+    if groups is None:
+        return np.arange(n), n
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} groups for {n} rows")
+    number: dict[object, int] = {}
+    units = np.array([number.setdefault(g, len(number)) for g in groups], dtype=np.int64)
+    return units, len(number)
+
+
+def unit_classes(labels: np.ndarray, units: np.ndarray, count: int) -> np.ndarray:
+    """(count, E) class of each unit per emotion from its rows' mean label: 1 positive (≥ 0.5),
+    0 negative, -1 unlabelled."""
+    labels = np.asarray(labels, dtype=float)
+    if labels.ndim != 2 or len(labels) != len(units):
+        raise ValueError(f"labels must be an N × E array with one row per row, got shape {labels.shape}")
+    merged = np.full((count, labels.shape[1]), np.nan)
+    for unit in range(count):
+        rows = labels[units == unit]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+            merged[unit] = np.nanmean(rows, axis=0)
+    return np.where(np.isnan(merged), -1, (np.nan_to_num(merged) >= LABEL_THRESHOLD).astype(int))
+
+
+def unit_strata(labels: np.ndarray | None, units: np.ndarray, count: int) -> np.ndarray:
+    """The label-combination code (`label_strata`) of each unit's classes; all 0 without labels."""
+    if labels is None:
+        return np.zeros(count, dtype=np.int64)
+    classes = unit_classes(labels, units, count)
+    return label_strata(np.where(classes < 0, np.nan, classes.astype(float)))
+
+
+def assign_folds(n: int, k: int, seed: int, *, labels: np.ndarray | None = None,
+                 groups: Sequence[object] | None = None) -> np.ndarray:
+    """The fold (0..k-1) of each of n rows: stratified per emotion, identical groups together.
+
+    Rows with equal `groups` entries (e.g. the same content hash) form one unit and always share a
+    fold; a unit's label per emotion is its rows' mean. The deal is a greedy iterative
+    stratification (after Sechidis et al., 2011): units whose rarest (emotion, class) is rarest go
+    first, in a seeded random order within equal rarity, and each goes to the fold that holds the
+    least of its classes relative to a fair share (the sum over its labelled emotions of the fold's
+    count of that class ÷ the class's total / k), ties to the smaller fold, then at random. Fold
+    sizes (in units) differ by at most one. With one emotion, each class is spread as evenly as it
+    can be: a class of c units gives every fold ⌊c/k⌋ or ⌈c/k⌉, so a class with at least k units is
+    in every test fold. With several emotions, each is balanced as far as their overlap allows.
+    """
+    units, count = group_units(n, groups)
+    if k < 2 or k > count:
+        what = "distinct videos" if groups is not None else "videos"
+        raise ValueError(f"k must be between 2 and the number of {what} ({count}), got {k}")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        classes = np.full((count, 0), -1)
+    else:
+        classes = unit_classes(labels, units, count)
+    emotions = classes.shape[1]
+    totals = np.array([[(classes[:, j] == c).sum() for c in (0, 1)] for j in range(emotions)],
+                      dtype=float).reshape(emotions, 2)
+    share = np.maximum(totals / k, 1e-9)
+    rarity = np.array([min((totals[j, c] for j, c in enumerate(row) if c >= 0), default=np.inf) for row in classes])
+    order = np.lexsort((rng.random(count), rarity))  # rarest first, random among equals
+    held = np.zeros((k, emotions, 2))
+    size = np.zeros(k, dtype=np.int64)
+    big, extra = divmod(count, k)  # `extra` folds get big + 1 units, the others big
+    fold_of = np.empty(count, dtype=np.int64)
+    for unit in order:
+        full = size >= big + 1 if (size == big + 1).sum() < extra else size >= big
+        need = np.zeros(k)
+        for j, c in enumerate(classes[unit]):
+            if c >= 0:
+                need += held[:, j, c] / share[j, c]
+        candidates = np.flatnonzero(~full)
+        best = np.lexsort((rng.random(len(candidates)), size[candidates], need[candidates]))[0]
+        fold = candidates[best]
+        fold_of[unit] = fold
+        size[fold] += 1
+        for j, c in enumerate(classes[unit]):
+            if c >= 0:
+                held[fold, j, c] += 1
+    return fold_of[units]
+
+
+def kfold_indices(n: int, k: int, seed: int, *, labels: np.ndarray | None = None,
+                  groups: Sequence[object] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train, test) index pairs over 0..n-1 from `assign_folds`: every index in exactly one test
+    fold, stratified on `labels` (N × E, NaN = unlabelled) when given, rows of one group in one
+    fold; each array sorted."""
+    fold = assign_folds(n, k, seed, labels=labels, groups=groups)
+    return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
 
 
 def summarise_folds(per_fold: Sequence[Sequence[EmotionMetrics]]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -332,6 +431,7 @@ def calibration_figure(cal: Sequence[Sequence[CalibrationBin]], emotions: Sequen
 
 __all__ = [
     "LABEL_THRESHOLD", "SUMMARY_METRICS", "CalibrationBin", "EmotionMetrics", "average_ranks",
-    "calibration", "calibration_figure", "confusion_figure", "evaluate", "kfold_indices",
+    "assign_folds", "calibration", "calibration_figure", "confusion_figure", "evaluate", "group_units",
+    "kfold_indices", "label_strata", "unit_classes", "unit_strata",
     "metrics_table", "roc_auc", "summarise_folds", "to_json",
 ]

@@ -344,6 +344,34 @@ def _download(url: str, target: Path, timeout: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: Content hashes remembered per (absolute path, inode, size, modification and change times).
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+_HASHES_KEPT = 100_000
+
+
+def file_hash(path: Path) -> str:
+    """The file's content hash (`emocore.indexer.content_hash`: SHA-256 of its bytes), computed once per
+    process for an unchanged file (same absolute path, inode, size, modification and change times).
+    VideoError when the file cannot be read."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+        remembered = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        with _HASHES_LOCK:
+            known = _HASHES.get(remembered)
+        if known is not None:
+            return known
+        digest = content_hash(path)
+    except OSError as exc:
+        raise VideoError(f"cannot read file ({exc.strerror or exc})") from exc
+    with _HASHES_LOCK:
+        if len(_HASHES) >= _HASHES_KEPT:
+            _HASHES.clear()
+        _HASHES[remembered] = digest
+    return digest
+
+
 def features_key(content: str, encoder: FrameEncoder, sample_rate: float, max_side: int) -> str:
     """Cache file name (without folder) for a video's content hash under an encoder and sampling."""
     described = {"encoder": encoder.describe(), "sample_rate": float(sample_rate), "max_side": int(max_side),
@@ -372,10 +400,7 @@ def video_features(
     path = Path(path)
     cached: Path | None = None
     if cache_dir is not None:
-        try:
-            content = content_hash(path)
-        except OSError as exc:
-            raise VideoError(f"cannot read file ({exc.strerror or exc})") from exc
+        content = file_hash(path)
         cached = Path(cache_dir) / features_key(content, encoder, sample_rate, max_side)
         features = _read_cached(cached, encoder.dim)
         if features is not None:
@@ -437,6 +462,7 @@ __all__ = [
     "StoredWeights",
     "TorchvisionEncoder",
     "features_key",
+    "file_hash",
     "imagenet_state",
     "known_encoders",
     "make_encoder",

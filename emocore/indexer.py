@@ -71,7 +71,8 @@ class FileOutcome:
     error: str | None = None
     seconds: float = 0.0
     frames: int = 0
-    dominant: str | None = None
+    dominant_raw: str | None = None
+    """The emotion with the highest raw mean (no norms applied)."""
     note: str | None = None
     explained: int = 0
     """Key frames explained in this run."""
@@ -199,6 +200,8 @@ class _Scored:
     thumbnails: dict[int, bytes]
     info: dict[str, object]
     decode_errors: int
+    face_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(N,) the scored face's size in original-frame pixels, NaN without one."""
 
 
 def score_video(
@@ -214,17 +217,20 @@ def score_video(
         rows: list[np.ndarray] = []
         faces: list[int] = []
         boxes: list[tuple[float, ...] | None] = []
+        face_px: list[float] = []
         thumbnails: dict[int, bytes] = {}
         batch: list[SampledFrame] = []
 
         def flush() -> None:
-            scores = model.analyse([f.image for f in batch])
+            # the model learns each frame's scale, for rules in original pixels (minimum face size)
+            scores = model.analyse_scaled([f.image for f in batch], [f.source_scale for f in batch])
             for j, frame in enumerate(batch):
                 times.append(frame.time_s)
                 rows.append(scores.probabilities[j])
                 found = None if scores.faces is None else scores.faces[j]
                 faces.append(-1 if found is None else len(found))
                 boxes.append(None if found is None or not len(found) else tuple(float(v) for v in found[0]))
+                face_px.append(float("nan") if scores.face_px is None else float(scores.face_px[j]))
                 thumbnails[frame.index] = _thumbnail(frame.image, params.thumb_width)
             progress.frames_done(len(batch))
             batch.clear()
@@ -245,6 +251,7 @@ def score_video(
             thumbnails=thumbnails,
             info={**asdict(info), "duration_s": duration},
             decode_errors=video.decode_errors,
+            face_px=np.array(face_px, dtype=np.float64),
         )
 
 
@@ -291,7 +298,7 @@ def index_video(
         store.record_file(label, status=existing.status, **file_facts, error=existing.error)
         explained, problem = _explain(store, existing, path, model, explain, progress, debug)
         return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=problem or note,
-                           seconds=time.perf_counter() - start, dominant=existing.dominant, explained=explained)
+                           seconds=time.perf_counter() - start, dominant_raw=existing.dominant_raw, explained=explained)
 
     base = dict(key=key, content_hash=digest, params_hash=p_digest, params=described, name=path.name,
                 path=label, size_bytes=stat.st_size, model=model.spec, model_version=model.version,
@@ -306,19 +313,22 @@ def index_video(
         log.warning("unexpected error on %s", path, exc_info=True)
         return _record_failure(store, base, file_facts, path, f"internal error: {type(exc).__name__}: {exc}", start)
 
-    smoothed = smooth(scored.times, scored.raw, params.scoring.window_s)
-    summary = summarise(scored.times, scored.raw, smoothed, model.labels, params.scoring.threshold)
+    smoothed = smooth(scored.times, scored.raw, params.scoring.window_s, shots=scored.shots)
+    summary = summarise(scored.times, scored.raw, smoothed, model.labels, params.scoring.threshold,
+                        sample_rate=params.sample_rate)
     elapsed = time.perf_counter() - start
     store.write_ad(
         NewAd(
             **base,
             info=scored.info,
             timeline=Timeline(times=scored.times, raw=scored.raw, smoothed=smoothed, faces=scored.faces,
-                              boxes=scored.boxes, shots=scored.shots),
+                              boxes=scored.boxes, shots=scored.shots, face_px=scored.face_px),
             emotions=summary.emotions,
             # a whole-frame model looks for no faces: coverage is not a number it computed
             face_coverage=summary.face_coverage if scored.faces.min(initial=0) >= 0 else None,
-            dominant=summary.dominant,
+            dominant_raw=summary.dominant_raw,
+            face_frames=summary.face_frames,
+            face_seconds=summary.face_seconds,
             decode_errors=scored.decode_errors,
             elapsed_s=elapsed,
         ),
@@ -328,7 +338,7 @@ def index_video(
     explained, problem = _explain(store, store.ad(key), path, model, explain, progress, debug)
     note = f"{scored.decode_errors} damaged packets skipped" if scored.decode_errors else None
     return FileOutcome(path, "indexed", ad_key=key, seconds=time.perf_counter() - start, frames=len(scored.times),
-                       dominant=summary.dominant, note=problem or note, explained=explained)
+                       dominant_raw=summary.dominant_raw, note=problem or note, explained=explained)
 
 
 def _explain(store: Store, ad: AdRow, path: Path, model: EmotionModel, params: ExplainParams | None,

@@ -12,7 +12,9 @@ Conventions:
 - Positive evidence (raises the score) is bluish green, negative (lowers it) vermillion: two
   Okabe–Ito colours that stay distinct under the common colour-vision deficiencies. A pixel's
   tint is |evidence| × opacity, so a zero-weight segment is left exactly as it was.
-- Captions use OpenCV's Hershey fonts, which are ASCII only: "R2", "-" rather than "R²", "−".
+- Captions are `emocore.trust.describe`'s sentences, the same words the CLI, the dashboard and
+  the report print, drawn with OpenCV's Hershey fonts, which are ASCII only: "R2", "-", "+/-"
+  rather than "R²", "–", "±" (`emocore.trust.ascii_text`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 
 from emocore.store import FrameExplanation, StoredAttribution
+from emocore.trust import TrustFigures, ascii_text, describe, method_name
 
 #: Okabe–Ito bluish green: the segment raises the score.
 POSITIVE = (0, 158, 115)
@@ -170,32 +173,28 @@ def place(
     return out
 
 
-def _fmt(value: object, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{float(value):.{digits}f}"
-
-
-def _deletion_line(figures: dict[str, object]) -> str:
-    """'hide top 10%: -0.42 vs random -0.05': the score's change (negative = it fell)."""
-    checks = figures.get("deletion") or []
-    check = next((c for c in checks if abs(float(c["area"]) - CAPTION_AREA) < 1e-9), checks[0] if checks else None)
-    if check is None:
-        return "deletion check: n/a"
-    area = round(float(check["area"]) * 100)
-    return f"hide top {area}%: {-float(check['top_drop']):+.2f} vs random {-float(check['random_drop']):+.2f}"
-
-
 def caption_lines(attribution: StoredAttribution) -> list[str]:
-    """The trust figures of one attribution as short ASCII lines, as the figure prints them."""
-    f = attribution.figures
-    score = f"score {_fmt(f.get('score'))}"
-    if f.get("frame_score") is not None:
-        score += f" (frame {_fmt(f.get('frame_score'))})"
-    lines = [f"{attribution.method.upper()}: {attribution.emotion}", score, _deletion_line(f)]
-    fit = f"fit R2 {_fmt(f.get('fit_r2'))}, " if attribution.method == "lime" else ""
-    lines.append(f"{fit}agreement {_fmt(f.get('agreement'))}")
-    seconds = f", {float(f['seconds']):.2f} s" if f.get("seconds") is not None else ""
-    lines.append(f"{f.get('samples', '?')} samples, {f.get('segments', '?')} segments{seconds}")
-    return lines
+    """The trust figures of one attribution as the figure prints them: the method and emotion, then
+    `emocore.trust.describe`'s sentences (the `CAPTION_AREA` deletion check only) in ASCII."""
+    figures = TrustFigures.from_dict(attribution.figures)
+    lines = describe(figures, areas=(CAPTION_AREA,))
+    return [f"{method_name(attribution.method)}: {attribution.emotion}"] + [ascii_text(line) for line in lines]
+
+
+def _wrap(lines: Sequence[str], width: int) -> list[str]:
+    """Lines broken at spaces so each fits `width` px at the caption font (a single long word stays whole)."""
+    wrapped: list[str] = []
+    for line in lines:
+        current = ""
+        for word in line.split(" "):
+            trial = f"{current} {word}" if current else word
+            if current and cv2.getTextSize(trial, _FONT, _FONT_SCALE, 1)[0][0] > width - 8:
+                wrapped.append(current)
+                current = "  " + word  # continuation lines are indented
+            else:
+                current = trial
+        wrapped.append(current)
+    return wrapped
 
 
 def _text_block(lines: Sequence[str], width: int, colours: Sequence[tuple[int, int, int]] | None = None) -> np.ndarray:
@@ -245,7 +244,7 @@ def _panel(explanation: FrameExplanation, attribution: StoredAttribution, side: 
     big = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     big_segments = cv2.resize(np.asarray(explanation.segments, dtype=np.int32), size, interpolation=cv2.INTER_NEAREST)
     tinted = overlay(big, big_segments, attribution.weights, opacity=opacity, sign=sign)
-    return _stack([tinted, _text_block(caption_lines(attribution), side)], 2)
+    return _stack([tinted, _text_block(_wrap(caption_lines(attribution), side), side)], 2)
 
 
 def explanation_figure(
@@ -261,9 +260,9 @@ def explanation_figure(
     """One RGB image of a frame's explanations of `emotion`, for reports and the CLI.
 
     Side by side, for each of `methods` the explanation holds: the explained region enlarged and
-    tinted by its evidence, captioned with the method, emotion, score, deletion check (the
-    score's change when the top-weighted 10% of the area is hidden, against random segments of
-    the same area), LIME's fit R2 and the LIME–SHAP rank agreement. With `frame` (the full key
+    tinted by its evidence, captioned with the method, emotion and trust figures (`caption_lines`:
+    score, the deletion check of the top-weighted 10% of the area against random regions, LIME's
+    fit R² beside its null, LIME–SHAP agreement beside stability, samples). With `frame` (the full key
     frame), the frame with the first method's overlay placed at the explained region is drawn
     above. `width` is the figure's width in pixels (default: 256 px per method panel).
     Raises ValueError when the explanation holds none of `methods` for `emotion`.

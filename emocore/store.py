@@ -8,7 +8,11 @@ Layout of a cache folder:
     thumbs/<ad key>/key_NNNNN.jpg the full-size frame of each explained moment
 
 Contract:
-- Versioned: `meta.schema_version`; a cache from a newer emocore is refused, not misread.
+- Versioned: `meta.schema_version`; a cache from another emocore schema (older or newer) is
+  refused with a one-line message, not misread or half-upgraded (version 2 added the ads'
+  evidence columns `face_frames`/`face_seconds`, `dominant_raw`, and `figures`: a packed copy of
+  the ad's `emotions` rows written in the same transaction, so the library and its norms are one
+  query over `ads`, covered by the `ads_library` index).
 - Atomic per ad: an ad's thumbnails are written to a temporary folder and renamed into place,
   then every row of the ad is written in one transaction. A crash (even kill -9) leaves either the
   old ad or the new one, never half of one; a thumbnail folder without rows is an orphan that the
@@ -42,7 +46,7 @@ import numpy as np
 from emocore.errors import AdNotFound, CacheError, CorruptExplanation
 from emocore.scoring import EmotionSummary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "emocore.sqlite"
 THUMBS = "thumbs"
 
@@ -65,13 +69,20 @@ CREATE TABLE IF NOT EXISTS ads (
     codec TEXT, has_audio INTEGER,
     frames INTEGER NOT NULL DEFAULT 0,
     face_coverage REAL,
-    dominant TEXT,
+    face_frames INTEGER NOT NULL DEFAULT 0,
+    face_seconds REAL NOT NULL DEFAULT 0,
+    dominant_raw TEXT,
+    figures BLOB,
     decode_errors INTEGER NOT NULL DEFAULT 0,
     indexed_at REAL NOT NULL,
     elapsed_s REAL
 );
 CREATE INDEX IF NOT EXISTS ads_content ON ads (content_hash);
 CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
+-- covers the library's and the norms' one query (newest first, evidence and packed figures), so
+-- reading 100,000 ads scans this narrow index instead of the wide rows
+CREATE INDEX IF NOT EXISTS ads_library ON ads (indexed_at DESC, key, status, face_frames, face_seconds, labels,
+                                               figures);
 CREATE TABLE IF NOT EXISTS frames (
     ad_key TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -80,6 +91,7 @@ CREATE TABLE IF NOT EXISTS frames (
     box TEXT,
     raw TEXT NOT NULL,
     smoothed TEXT NOT NULL,
+    face_px REAL,
     PRIMARY KEY (ad_key, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shots (
@@ -93,6 +105,7 @@ CREATE TABLE IF NOT EXISTS emotions (
     emotion TEXT NOT NULL,
     mean REAL, peak REAL, peak_time_s REAL,
     share_above REAL NOT NULL,
+    variance REAL,
     PRIMARY KEY (ad_key, emotion)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS emotions_rank ON emotions (emotion, mean);
@@ -141,9 +154,67 @@ def key_frame_path(root: Path | str, key: str, index: int) -> Path:
     return Path(root) / THUMBS / key / f"key_{index:05d}.jpg"
 
 
+#: The columns of `ads` that `write_ad` fills, in the order of `ads_row`.
+ADS_INSERT_COLUMNS = (
+    "key", "content_hash", "params_hash", "params", "name", "path", "size_bytes", "status", "error", "model",
+    "model_version", "labels", "duration_s", "fps", "width", "height", "rotation", "codec", "has_audio", "frames",
+    "face_coverage", "face_frames", "face_seconds", "dominant_raw", "figures", "decode_errors", "indexed_at",
+    "elapsed_s",
+)
+
+#: The per-emotion figures packed in `ads.figures`, in this order (float64, NaN for none).
+FIGURE_FIELDS = ("mean", "variance", "peak", "peak_time_s", "share_above")
+
+
+def pack_figures(labels: Sequence[str], emotions: Sequence[EmotionSummary]) -> bytes | None:
+    """An ad's per-emotion figures as one (len(labels), len(FIGURE_FIELDS)) float64 array's bytes,
+    rows in the order of `labels`: a copy of its `emotions` rows, written in the same transaction,
+    so the library and its norms are read from the `ads` table alone (one query, no join)."""
+    if not emotions:
+        return None
+    by_emotion = {e.emotion: e for e in emotions}
+    packed = np.full((len(labels), len(FIGURE_FIELDS)), np.nan)
+    for i, label in enumerate(labels):
+        e = by_emotion.get(label)
+        if e is not None:
+            packed[i] = [np.nan if getattr(e, f) is None else float(getattr(e, f)) for f in FIGURE_FIELDS]
+    return packed.tobytes()
+
+
+def unpack_figures(blobs: Sequence[bytes | None], width: int) -> np.ndarray:
+    """(len(blobs), width, len(FIGURE_FIELDS)) from `ads.figures` values (NaN where a blob is missing)."""
+    out = np.full((len(blobs), width, len(FIGURE_FIELDS)), np.nan)
+    size = width * len(FIGURE_FIELDS) * 8
+    present = [i for i, b in enumerate(blobs) if b is not None and len(b) == size]
+    if present:
+        out[present] = np.frombuffer(b"".join(blobs[i] for i in present), dtype=np.float64).reshape(
+            len(present), width, len(FIGURE_FIELDS))
+    return out
+
+
+def ads_row(ad: "NewAd", indexed_at: float) -> tuple:
+    """The values of one ad's `ads` row, in the order of ADS_INSERT_COLUMNS."""
+    info = ad.info
+    return (
+        ad.key, ad.content_hash, ad.params_hash, json.dumps(ad.params, sort_keys=True), ad.name, ad.path,
+        ad.size_bytes, ad.status, ad.error, ad.model, ad.model_version, json.dumps(list(ad.labels)),
+        info.get("duration_s"), info.get("fps"), info.get("width"), info.get("height"), info.get("rotation"),
+        info.get("codec"), None if info.get("has_audio") is None else int(bool(info["has_audio"])),
+        0 if ad.timeline is None else len(ad.timeline.times), ad.face_coverage, ad.face_frames, ad.face_seconds,
+        ad.dominant_raw, pack_figures(ad.labels, ad.emotions), ad.decode_errors, indexed_at, ad.elapsed_s,
+    )
+
+
 def _json_floats(values: Sequence[float] | np.ndarray) -> str:
     """JSON list with NaN as null (SQLite's JSON functions reject NaN)."""
     return json.dumps([None if v is None or math.isnan(v) else round(float(v), 6) for v in values])
+
+
+def _face_px(values: np.ndarray, i: int) -> float | None:
+    """Frame i's scored face size for the `face_px` column: NULL when unknown or no face."""
+    if i >= len(values) or math.isnan(values[i]):
+        return None
+    return round(float(values[i]), 2)
 
 
 def _floats(text: str | None) -> list[float]:
@@ -170,12 +241,23 @@ class AdRow:
     has_audio: bool | None
     frames: int
     face_coverage: float | None
-    dominant: str | None
+    dominant_raw: str | None
+    """The emotion with the highest raw mean (no norms: the model's bias included). The
+    evidence-aware dominant depends on the library: `queries.library` / `queries.ad_norms`."""
     decode_errors: int
     indexed_at: float
     elapsed_s: float | None
     content_hash: str
     params: dict[str, object]
+    face_frames: int = 0
+    """Sampled frames with a scored face (whole-frame models: every scored frame): the evidence."""
+    face_seconds: float = 0.0
+    """`face_frames` divided by the sample rate."""
+
+    @property
+    def dominant(self) -> str | None:
+        """Same as `dominant_raw` (the raw argmax), kept for older callers."""
+        return self.dominant_raw
 
 
 @dataclass(frozen=True)
@@ -186,10 +268,14 @@ class Timeline:
     raw: np.ndarray
     smoothed: np.ndarray
     faces: np.ndarray
-    """(N,) face count per frame; -1 where the model does not look for faces."""
+    """(N,) faces per frame that passed the model's rules (the face model: its minimum face size);
+    -1 where the model does not look for faces."""
     boxes: tuple[tuple[float, ...] | None, ...]
     """Per frame the scored face (x1, y1, x2, y2, confidence) in thumbnail-independent frame pixels."""
     shots: tuple[float, ...]
+    face_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(N,) float64: the scored face's size (shorter side of its box) in original-frame pixels; NaN
+    where no face was scored. Empty when the writer did not give it (stored as NULL)."""
 
 
 @dataclass(frozen=True)
@@ -213,9 +299,11 @@ class NewAd:
     timeline: Timeline | None = None
     emotions: tuple[EmotionSummary, ...] = ()
     face_coverage: float | None = None
-    dominant: str | None = None
+    dominant_raw: str | None = None
     decode_errors: int = 0
     elapsed_s: float | None = None
+    face_frames: int = 0
+    face_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -225,7 +313,7 @@ class StoredAttribution:
     weights: np.ndarray
     """(K,) one weight per segment."""
     figures: dict[str, object]
-    """score, base, fit_r2, samples, seed, seconds, deletion checks, agreement."""
+    """The trust figures as `emocore.trust.TrustFigures.to_dict()` stores them (read with `from_dict`)."""
 
 
 @dataclass(frozen=True)
@@ -301,13 +389,19 @@ class Store:
 
     def _check_schema(self) -> None:
         try:
-            if not self.readonly:
+            # an existing cache's version is read before anything is created in it, so an older
+            # layout is refused as such instead of half-upgraded
+            has_meta = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
+            row = (self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                   if has_meta else None)
+            if row is None and not self.readonly:
                 with self._db:
                     self._db.executescript(_SCHEMA)
                     self._db.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                     )
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.db_path} is not an emocore cache ({exc})") from exc
         version = int(row[0]) if row else 0
@@ -346,41 +440,37 @@ class Store:
         """Write one ad atomically, replacing any earlier version under the same key."""
         if thumbnails:
             self._write_thumbnails(ad.key, thumbnails)
-        info = ad.info
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
                                   ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("ads", "key")):
                 self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
             self._db.execute(
-                "INSERT INTO ads VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ad.key, ad.content_hash, ad.params_hash, json.dumps(ad.params, sort_keys=True),
-                    ad.name, ad.path, ad.size_bytes, ad.status, ad.error, ad.model, ad.model_version,
-                    json.dumps(list(ad.labels)), info.get("duration_s"), info.get("fps"),
-                    info.get("width"), info.get("height"), info.get("rotation"), info.get("codec"),
-                    None if info.get("has_audio") is None else int(bool(info["has_audio"])),
-                    0 if ad.timeline is None else len(ad.timeline.times), ad.face_coverage,
-                    ad.dominant, ad.decode_errors, time.time(), ad.elapsed_s,
-                ),
+                f"INSERT INTO ads ({', '.join(ADS_INSERT_COLUMNS)}) VALUES ({', '.join('?' * len(ADS_INSERT_COLUMNS))})",
+                ads_row(ad, time.time()),
             )
             if ad.timeline is not None:
                 tl = ad.timeline
                 self._db.executemany(
-                    "INSERT INTO frames VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO frames (ad_key, idx, time_s, faces, box, raw, smoothed, face_px) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
                     (
+                        # boxes at full precision: the explainer crops where the indexer cropped
                         (ad.key, i, float(tl.times[i]), int(tl.faces[i]),
-                         None if tl.boxes[i] is None else json.dumps([round(float(v), 2) for v in tl.boxes[i]]),
-                         _json_floats(tl.raw[i]), _json_floats(tl.smoothed[i]))
+                         None if tl.boxes[i] is None else json.dumps([float(v) for v in tl.boxes[i]]),
+                         _json_floats(tl.raw[i]), _json_floats(tl.smoothed[i]),
+                         _face_px(tl.face_px, i))
                         for i in range(len(tl.times))
                     ),
                 )
                 self._db.executemany(
-                    "INSERT INTO shots VALUES (?,?,?)", ((ad.key, i, t) for i, t in enumerate(tl.shots))
+                    "INSERT INTO shots (ad_key, idx, start_s) VALUES (?,?,?)",
+                    ((ad.key, i, t) for i, t in enumerate(tl.shots)),
                 )
             self._db.executemany(
-                "INSERT INTO emotions VALUES (?,?,?,?,?,?)",
-                ((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above) for e in ad.emotions),
+                "INSERT INTO emotions (ad_key, emotion, mean, peak, peak_time_s, share_above, variance) "
+                "VALUES (?,?,?,?,?,?,?)",
+                ((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above, e.variance) for e in ad.emotions),
             )
 
     def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes]) -> None:
@@ -414,13 +504,15 @@ class Store:
                     f"DELETE FROM {table} WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ?", where
                 )
             self._db.execute(
-                "INSERT INTO explained_frames VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO explained_frames (ad_key, frame_idx, explain_hash, time_s, region, segments, image, "
+                "params, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (*where, frame.time_s, json.dumps(list(frame.region)), _png(segments),
                  _png(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)), json.dumps(frame.params, sort_keys=True),
                  time.time()),
             )
             self._db.executemany(
-                "INSERT INTO explanations VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO explanations (ad_key, frame_idx, explain_hash, emotion, method, weights, figures) "
+                "VALUES (?,?,?,?,?,?,?)",
                 ((*where, a.emotion, a.method, _json_floats(a.weights), json.dumps(a.figures))
                  for a in frame.attributions),
             )
@@ -442,7 +534,8 @@ class Store:
         """Remember what became of one file path in the last run that saw it."""
         with self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO files (path, size_bytes, mtime_ns, content_hash, ad_key, status, error, "
+                "seen_at) VALUES (?,?,?,?,?,?,?,?)",
                 (path, size_bytes, mtime_ns, content_hash, ad_key, status, error, time.time()),
             )
 
@@ -464,18 +557,17 @@ class Store:
     def has_ad(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM ads WHERE key = ?", (key,)).fetchone() is not None
 
-    _AD_COLUMNS = (
-        "key, name, path, status, error, model, model_version, labels, duration_s, fps, width, "
-        "height, rotation, has_audio, frames, face_coverage, dominant, decode_errors, indexed_at, "
-        "elapsed_s, content_hash, params"
-    )
+    _AD_FIELDS = ("key", "name", "path", "status", "error", "model", "model_version", "labels", "duration_s", "fps",
+                  "width", "height", "rotation", "has_audio", "frames", "face_coverage", "dominant_raw",
+                  "decode_errors", "indexed_at", "elapsed_s", "content_hash", "params", "face_frames", "face_seconds")
+    _AD_COLUMNS = ", ".join(_AD_FIELDS)
 
     def _ad_row(self, row: tuple) -> AdRow:
-        values = list(row)
-        values[7] = tuple(json.loads(values[7]))
-        values[13] = None if values[13] is None else bool(values[13])
-        values[21] = json.loads(values[21])
-        return AdRow(*values)
+        values = dict(zip(self._AD_FIELDS, row))
+        values["labels"] = tuple(json.loads(values["labels"]))
+        values["has_audio"] = None if values["has_audio"] is None else bool(values["has_audio"])
+        values["params"] = json.loads(values["params"])
+        return AdRow(**values)
 
     def ads(self, status: str | None = None) -> list[AdRow]:
         """Every ad, newest first (optionally only 'ok' or 'failed')."""
@@ -510,14 +602,13 @@ class Store:
         return [self._ad_row(r) for r in rows]
 
     def emotions(self, key: str) -> tuple[EmotionSummary, ...]:
-        rows = self._db.execute(
-            "SELECT emotion, mean, peak, peak_time_s, share_above FROM emotions WHERE ad_key = ?", (key,)
-        )
-        return tuple(EmotionSummary(*r) for r in rows)
+        columns = ("emotion", "mean", "peak", "peak_time_s", "share_above", "variance")
+        rows = self._db.execute(f"SELECT {', '.join(columns)} FROM emotions WHERE ad_key = ?", (key,))
+        return tuple(EmotionSummary(**dict(zip(columns, r))) for r in rows)
 
     def timeline(self, key: str) -> Timeline:
         rows = self._db.execute(
-            "SELECT time_s, faces, box, raw, smoothed FROM frames WHERE ad_key = ? ORDER BY idx", (key,)
+            "SELECT time_s, faces, box, raw, smoothed, face_px FROM frames WHERE ad_key = ? ORDER BY idx", (key,)
         ).fetchall()
         shots = tuple(
             r[0] for r in self._db.execute("SELECT start_s FROM shots WHERE ad_key = ? ORDER BY idx", (key,))
@@ -531,6 +622,7 @@ class Store:
             faces=np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int32),
             boxes=tuple(None if r[2] is None else tuple(json.loads(r[2])) for r in rows),
             shots=shots,
+            face_px=np.array([math.nan if r[5] is None else r[5] for r in rows], dtype=np.float64),
         )
 
     def thumbnail(self, key: str, index: int) -> Path | None:

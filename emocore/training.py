@@ -8,13 +8,18 @@ How: every labelled video's frames are sampled and encoded by a frame encoder (`
 cached per video, so retraining a head never decodes again); a small head pools the frame
 features over time (their mean, or an LSTM's last state) and gives one logit per emotion. Labels
 are scores in [0, 1]; a missing score (NaN) is masked out of the loss. Emotions are weighted
-against imbalance (BCE `pos_weight` = negatives / positives in the training split). The split is
-seeded and stratified on the first emotion; training uses Adam and stops early on the validation
-loss, restoring the best epoch. Same data, same parameters, same seed: identical weights.
+against imbalance (BCE `pos_weight` = negatives / positives in the training split). The split
+(`split_videos`) is seeded, stratified on the label combination, and keeps identical content (the
+same file bytes under two names) in one part; training uses Adam and stops early on the validation
+loss, restoring the best epoch. The validation split thus chooses the epoch, and its scores are
+model-selection scores (optimistic); `test_fraction` holds out a test split that neither training
+nor epoch selection sees. Same data, same parameters, same seed: identical weights.
 
 The checkpoint is a plain dict that `torch.load(..., weights_only=True)` reads (see
-`CHECKPOINT_FORMAT`); it carries the encoder's weights whenever they cannot be fetched by name, so
-the file alone reproduces the features. A trained head also scores single frames
+`CHECKPOINT_FORMAT`); it records the content hashes (SHA-256 of the file's bytes) of its training,
+validation and test videos (`seen_videos` gives the first two, which evaluation leaves out), and
+it carries the encoder's weights whenever they cannot be fetched by name, so the file alone
+reproduces the features. A trained head also scores single frames
 (`VideoHead.frame_logits`), which is how `emocore.models.trained` plugs into `index`.
 
 Nothing here prints: progress goes to `progress(stage, done, total)` with stage "features" (videos)
@@ -41,12 +46,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 import emocore
 from emocore.errors import CheckpointError, EmocoreError, TrainingError
-from emocore.features import FrameEncoder, StoredWeights, make_encoder, video_features
+from emocore.features import FrameEncoder, StoredWeights, file_hash, make_encoder, video_features
 
 log = logging.getLogger("emocore")
 
 CHECKPOINT_FORMAT = "emocore-trained"
-CHECKPOINT_VERSION = 1
+#: 2 records the content hashes of the training, validation and test videos ("videos"); 1 did not.
+CHECKPOINT_VERSION = 2
 POOLINGS = ("mean", "lstm")
 #: Dropout before the head's linear layer.
 DROPOUT = 0.2
@@ -96,6 +102,9 @@ class TrainParams:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
+    """Share of videos that choose the epoch (early stopping): their scores are model-selection scores."""
+    test_fraction: float = 0.0
+    """Share of videos held out as a test split, never seen in training or epoch selection (0: none)."""
     patience: int = 8
     seed: int = 0
     hidden: int = 128
@@ -114,6 +123,11 @@ class TrainParams:
             raise ValueError("the learning rate must be positive and the weight decay non-negative")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"validation and test fractions ({self.val_fraction} + {self.test_fraction}) "
+                             "must leave videos to train on")
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,7 @@ class EpochLoss:
 
 @dataclass(frozen=True)
 class Validation:
-    """The restored model's predictions on the held-out videos, for `emocore.evaluation`."""
+    """The restored model's predictions on held-out videos (the validation or the test split)."""
 
     keys: tuple[str, ...]
     probabilities: np.ndarray
@@ -150,7 +164,10 @@ class TrainResult:
     history: tuple[EpochLoss, ...]
     best_epoch: int
     validation: Validation
+    """Predictions on the validation split, which chose the epoch: model-selection scores, optimistic."""
     train_keys: tuple[str, ...]
+    test: Validation
+    """Predictions on the test split (empty without `test_fraction`): never seen in training or epoch selection."""
     skipped: tuple[SkippedVideo, ...]
     """Videos left out, with a one-line reason (unreadable, or no label at all)."""
 
@@ -219,25 +236,50 @@ def positive_weights(targets: np.ndarray) -> np.ndarray:
     return np.clip(ratio, 1.0 / MAX_POS_WEIGHT, MAX_POS_WEIGHT).astype(np.float32)
 
 
-def split_indices(first: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, validation) indices, stratified on `first` (scores ≥ 0.5, < 0.5, unlabelled).
+@dataclass(frozen=True)
+class Split:
+    """Row indices (sorted) of the training, validation and test parts of a labelled set."""
 
-    Each stratum is shuffled and its members ranked by their position's fraction of the stratum;
-    the lowest ranks go to validation, so every stratum gives about `val_fraction` of itself. At
-    least one video stays in training, and one goes to validation when `val_fraction` > 0.
+    train: np.ndarray
+    validation: np.ndarray
+    """Chooses the epoch (early stopping): its scores are model-selection scores, optimistic."""
+    test: np.ndarray
+    """Never seen in training or epoch selection."""
+
+
+def split_videos(labels: np.ndarray, *, val_fraction: float, test_fraction: float = 0.0, seed: int,
+                 groups: Sequence[object] | None = None) -> Split:
+    """A seeded split of the rows of `labels` (N × E scores, NaN = unlabelled) into train, validation, test.
+
+    Stratified on the label combination (`emocore.evaluation.label_strata`: each emotion negative,
+    positive or unlabelled); rows with equal `groups` entries (the same content hash) form one unit
+    and stay in one part. Each stratum's units are shuffled and ranked by their position's fraction
+    of the stratum, so the lowest ranks hold about the same share of every stratum: the lowest go
+    to test, the next to validation. Counts are in units: round(units × fraction), at least one
+    when the fraction is positive, and at least one unit always stays in training (validation gives
+    way first).
     """
-    n = len(first)
-    if val_fraction <= 0 or n < 2:
-        return np.arange(n), np.zeros(0, dtype=np.int64)
-    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    from emocore.evaluation import group_units, unit_strata  # here: it loads plotly, which `index` never needs
+
+    n = len(labels)
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"validation ({val_fraction}) and test ({test_fraction}) fractions must be in [0, 1) "
+                         "and leave some videos for training")
+    units, count = group_units(n, groups)
+    n_test = min(count - 1, max(1, round(count * test_fraction))) if test_fraction > 0 and count > 1 else 0
+    n_val = min(count - 1 - n_test, max(1, round(count * val_fraction))) if val_fraction > 0 and count > 1 else 0
     rng = np.random.default_rng(seed)
-    strata = np.where(np.isnan(first), 2, (np.nan_to_num(first) >= 0.5).astype(int))
-    rank = np.empty(n)
+    strata = unit_strata(labels, units, count)
+    rank = np.empty(count)
     for stratum in np.unique(strata):
         members = rng.permutation(np.flatnonzero(strata == stratum))
         rank[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
     order = np.argsort(rank, kind="stable")
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    part = np.zeros(count, dtype=np.int64)  # 0 train, 1 validation, 2 test
+    part[order[:n_test]] = 2
+    part[order[n_test:n_test + n_val]] = 1
+    row_part = part[units]
+    return Split(np.flatnonzero(row_part == 0), np.flatnonzero(row_part == 1), np.flatnonzero(row_part == 2))
 
 
 @contextlib.contextmanager
@@ -304,6 +346,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
 
     encoder = make_encoder(params.backbone, weights=params.weights, seed=params.seed)
     kept: list[int] = []
+    contents: list[str] = []
     skipped: list[SkippedVideo] = []
     features: list[torch.Tensor] = []
     report("features", 0, len(videos))
@@ -312,6 +355,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
             skipped.append(SkippedVideo(video.key, Path(video.path), "no emotion is labelled"))
         else:
             try:
+                content = file_hash(Path(video.path))
                 array = video_features(Path(video.path), encoder, sample_rate=params.sample_rate,
                                        max_side=params.max_side, cache_dir=cache_dir)
             except EmocoreError as exc:  # VideoError, and encoder failures on odd files
@@ -319,6 +363,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
                 skipped.append(SkippedVideo(video.key, Path(video.path), str(exc)))
             else:
                 kept.append(i)
+                contents.append(content)
                 features.append(torch.from_numpy(array))
         report("features", i + 1, len(videos))
     if len(kept) < 2:
@@ -326,11 +371,13 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
 
     targets_np = all_targets[kept]
     keys = [videos[i].key for i in kept]
-    train_rows, val_rows = split_indices(targets_np[:, 0], params.val_fraction, params.seed)
+    split = split_videos(targets_np, val_fraction=params.val_fraction, test_fraction=params.test_fraction,
+                         seed=params.seed, groups=contents)
+    train_rows, val_rows, test_rows = split.train, split.validation, split.test
     targets = torch.from_numpy(targets_np)
     pos_weight = torch.from_numpy(positive_weights(targets_np[train_rows]))
-    log.info("training on %d videos, validating on %d (%s pooling, %s features)",
-             len(train_rows), len(val_rows), params.pooling, encoder.describe().get("weights"))
+    log.info("training on %d videos, validating (choosing the epoch) on %d, testing on %d (%s pooling, %s features)",
+             len(train_rows), len(val_rows), len(test_rows), params.pooling, encoder.describe().get("weights"))
 
     history: list[EpochLoss] = []
     with _seeded(params.seed):
@@ -372,6 +419,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
     head.eval()
 
     val_probabilities = _evaluate(head, features, targets, val_rows, pos_weight, params.batch)[1]
+    test_probabilities = _evaluate(head, features, targets, test_rows, pos_weight, params.batch)[1]
     checkpoint: dict[str, object] = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -387,8 +435,12 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
             "epochs_run": len(history),
             "best_loss": float(best[0]),
             "monitored": "validation" if len(val_rows) else "training",
-            "videos": {"train": len(train_rows), "validation": len(val_rows), "skipped": len(skipped)},
+            "videos": {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows),
+                       "skipped": len(skipped)},
         },
+        # content hashes (SHA-256 of the files' bytes), so evaluation can leave these videos out
+        "videos": {part: sorted({contents[i] for i in rows})
+                   for part, rows in (("train", train_rows), ("validation", val_rows), ("test", test_rows))},
         "metrics": {},
         "emocore": emocore.__version__,
     }
@@ -401,6 +453,7 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
         best_epoch=best[1],
         validation=Validation(tuple(keys[i] for i in val_rows), val_probabilities, targets_np[val_rows]),
         train_keys=tuple(keys[i] for i in train_rows),
+        test=Validation(tuple(keys[i] for i in test_rows), test_probabilities, targets_np[test_rows]),
         skipped=tuple(skipped),
     )
 
@@ -427,7 +480,11 @@ def save_checkpoint(path: Path, checkpoint: Mapping[str, object]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, object]:
-    """Read a checkpoint with `weights_only=True`; CheckpointError with a one-line reason otherwise."""
+    """Read a checkpoint with `weights_only=True`; CheckpointError with a one-line reason otherwise.
+
+    A format-1 checkpoint (no record of its videos) still loads, so it can score ads; `seen_videos`
+    gives None for it and `emocore.experiments.evaluate_model` refuses it.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
@@ -445,10 +502,19 @@ def load_checkpoint(path: Path) -> dict[str, object]:
             f"{path} was made by a newer emocore (checkpoint format {version}; this one reads up to "
             f"{CHECKPOINT_VERSION}): upgrade emocore"
         )
-    missing = [key for key in _REQUIRED if key not in checkpoint]
+    missing = [key for key in _REQUIRED + (("videos",) if version >= 2 else ()) if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path} is damaged (missing {', '.join(missing)})")
     return checkpoint
+
+
+def seen_videos(checkpoint: Mapping[str, object]) -> frozenset[str] | None:
+    """Content hashes of the videos that trained the model or chose its epoch (training and validation
+    splits); None for a format-1 checkpoint, which did not record them (its training set is unknown)."""
+    recorded = checkpoint.get("videos")
+    if int(checkpoint.get("version", 1)) < 2 or not isinstance(recorded, Mapping):  # type: ignore[call-overload]
+        return None
+    return frozenset(str(h) for part in ("train", "validation") for h in recorded.get(part, ()))
 
 
 def head_for(checkpoint: Mapping[str, object]) -> VideoHead:
@@ -520,6 +586,8 @@ __all__ = [
     "positive_weights",
     "predict_videos",
     "save_checkpoint",
-    "split_indices",
+    "seen_videos",
+    "Split",
+    "split_videos",
     "train",
 ]

@@ -4,6 +4,7 @@
         video.info.duration_s, video.info.rotation
         for frame in video.sample(rate=2.0, max_side=1280):
             frame.time_s, frame.image          # RGB uint8, upright (rotation applied)
+            frame.source_scale                 # original pixels per pixel of frame.image
 
 Sampling never seeks: it decodes every frame in order (PyAV, frame-threaded) and converts only the
 frames it keeps, which costs about one full decode (PERFORMANCE.md). The same pass can feed a
@@ -63,6 +64,9 @@ class SampledFrame:
     time_s: float
     image: np.ndarray
     """RGB uint8, upright."""
+    source_scale: float = 1.0
+    """Original (decoded, upright) pixels per pixel of `image`: the long side's ratio, 1.0 unless
+    `max_side` scaled the frame down (a 1920×1080 frame sampled at 1280 px: 1.5)."""
 
 
 def _rotation_of(stream: av.video.stream.VideoStream, first: av.VideoFrame | None) -> int:
@@ -246,7 +250,8 @@ class Video:
                     else:
                         w, h = _fit(frame.width, frame.height, max_side)
                     image = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-                    yield SampledFrame(index=index, time_s=round(t, 6), image=_rotate(image, rotation))
+                    yield SampledFrame(index=index, time_s=round(t, 6), image=_rotate(image, rotation),
+                                       source_scale=max(frame.width, frame.height) / max(w, h))
                 index += 1
                 next_t = (math.floor(t / period + 1e-9) + 1) * period
                 if last_wanted is not None and index > last_wanted:

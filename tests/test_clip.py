@@ -176,7 +176,7 @@ def test_a_frame_is_explained_at_the_model_input(frames: list[np.ndarray]) -> No
     target = model.explanation_input(frames[0], None)
     assert target.image.shape == (224, 224, 3) and target.region == (280, 0, 1000, 720)
     np.testing.assert_array_equal(target.predict(target.image[None]), model.predict(frames[:1]))
-    params = ExplainParams(lime_samples=60, shap_samples=100, n_segments=16)
+    params = ExplainParams(lime_samples=64, shap_samples=100, n_segments=16)
     region, segments, image, attributions = explain_frame(model, frames[0], None, ["funny"], params)
     assert region == target.region
     assert {(a.emotion, a.method) for a in attributions} == {("funny", "lime"), ("funny", "shap")}

@@ -28,6 +28,8 @@ from emocore.store import Store
 
 pytestmark = pytest.mark.slow
 
+APP_MAIN = '[data-testid="stMain"]'
+
 
 @pytest.fixture(scope="module")
 def served(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -67,6 +69,38 @@ def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
     assert_no_page_errors(page)
 
 
+def _headers(page, has_text: str) -> list[str]:
+    """The column headers of the first dataframe whose text holds `has_text`, as its accessible grid
+    gives them (the cells themselves are painted on a canvas)."""
+    grid = page.locator('[data-testid="stDataFrame"]').filter(has_text=has_text).first
+    grid.wait_for()
+    return [h.strip() for h in grid.locator('[role="columnheader"]').all_text_contents()]
+
+
+def test_library_shows_evidence_and_percentiles(served, demo_cache: Path) -> None:
+    """At the default width the ranking's figures and their evidence are on screen, not scrolled away."""
+    url, page, _ = served
+    goto_app(page, f"{url}/?emotion=happy")
+    wait_for_text(page, "too little evidence to rank")
+    wait_for_text(page, "Minimum evidence to rank")
+    headers = _headers(page, "rank score")
+    assert headers[:3] == ["rank", "", "name"] or headers[:2] == ["rank", "name"]
+    assert {"rank score", "mean (raw)", "percentile", "lift", "face frames", "face seconds", "dominant",
+            "raw top emotion"} <= set(headers)
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box, app = grid.bounding_box(), page.locator(APP_MAIN).bounding_box()
+    assert box["x"] + box["width"] <= app["x"] + app["width"] + 1  # the table fits the page
+    wait_for_text(page, "too little evidence")  # the mix's bucket
+    # the ad page: each emotion against the library
+    goto_app(page, f"{url}/ad?ad={_keys(demo_cache)['carphone.mp4']}")
+    wait_for_text(page, "Against the library")
+    assert {"emotion", "mean", "percentile", "lift"} <= set(_headers(page, "percentile"))
+    for label in ("Dominant", "Raw top emotion", "Face frames"):
+        wait_for_text(page, label)
+    assert_no_exception(page)
+    assert_no_page_errors(page)
+
+
 def test_click_a_timeline_point_shows_the_overlays(served, demo_cache: Path) -> None:
     url, page, _ = served
     key = _keys(demo_cache)["Megamind.avi"]
@@ -78,7 +112,7 @@ def test_click_a_timeline_point_shows_the_overlays(served, demo_cache: Path) -> 
     wait_for_text(page, f"The moment at {time_s:.1f} s")
     wait_for_text(page, "LIME")
     wait_for_text(page, "SHAP")
-    wait_for_text(page, "drop, top 10% hidden")
+    wait_for_text(page, "hiding the top 10%")
     images = page.locator('[data-testid="stImage"] img')
     assert images.count() >= 4
     assert f"t={time_s:.3f}" in page.url

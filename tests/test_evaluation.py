@@ -20,7 +20,7 @@ from sklearn.metrics import (
 
 from emocore.evaluation import (
     SUMMARY_METRICS, CalibrationBin, EmotionMetrics, average_ranks, calibration, calibration_figure,
-    confusion_figure, evaluate, kfold_indices, metrics_table, summarise_folds, to_json,
+    confusion_figure, evaluate, kfold_indices, label_strata, metrics_table, summarise_folds, to_json,
 )
 
 TOL = 1e-12
@@ -214,10 +214,58 @@ def test_kfold_is_reproducible_and_shuffled() -> None:
     assert not np.array_equal(a[0][1], np.arange(10))  # not the first ten in order
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_kfold_stratification_keeps_both_classes_in_every_test_fold(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(8, 60)), int(rng.integers(2, 7))
+    labels = (rng.random((n, 1)) < rng.uniform(0.1, 0.9)).astype(float)
+    labels[rng.random(n) < 0.15] = np.nan  # some unlabelled
+    folds = kfold_indices(n, k, seed, labels=labels)
+    sizes = [len(test) for _, test in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for c in (0.0, 1.0):
+        total = int((labels[:, 0] == c).sum())
+        per_fold = [int((labels[test, 0] == c).sum()) for _, test in folds]
+        assert set(per_fold) <= {total // k, -(-total // k)}, (c, per_fold)  # as even as it can be
+        if total >= k:
+            assert min(per_fold) >= 1  # both classes in every test fold whenever possible
+
+
+def test_kfold_stratifies_a_second_emotion_too() -> None:
+    # 8 videos, (exciting, funny): exciting 4/4, funny 5 positive / 3 negative. Stratifying on the
+    # label combination alone could put two of funny's negatives in one fold of two; per emotion,
+    # the three negatives go to three folds and exciting stays balanced.
+    labels = np.array([[1, 1], [0, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 0], [0, 1]], float)
+    for seed in range(20):
+        folds = kfold_indices(8, 4, seed, labels=labels)
+        assert sorted(int((labels[test, 1] == 0).sum()) for _, test in folds) == [0, 1, 1, 1]
+        assert all(sorted(labels[test, 0].tolist()) == [0.0, 1.0] for _, test in folds)
+
+
+def test_kfold_keeps_a_group_in_one_fold() -> None:
+    labels = np.array([1.0, 0.0] * 15)[:, None]
+    groups = [f"content{i // 3}" for i in range(30)]  # ten contents, three copies each
+    for seed in range(10):
+        folds = kfold_indices(30, 4, seed, labels=labels, groups=groups)
+        for _, test in folds:
+            held = {groups[i] for i in test}
+            assert all(i in test for i in range(30) if groups[i] in held)  # every copy, or none
+        assert sorted(len(test) for _, test in folds) == [6, 6, 9, 9]  # units: 2, 2, 3, 3
+    with pytest.raises(ValueError, match="distinct videos"):
+        kfold_indices(30, 11, 0, groups=groups)
+
+
 @pytest.mark.parametrize(("n", "k"), [(10, 1), (10, 0), (3, 4)])
 def test_kfold_bad_k(n: int, k: int) -> None:
     with pytest.raises(ValueError):
         kfold_indices(n, k, seed=0)
+
+
+def test_label_strata_codes_each_combination() -> None:
+    labels = np.array([[0.2, 1.0], [0.9, np.nan], [0.1, 0.7], [np.nan, 0.0], [0.6, np.nan]])
+    codes = label_strata(labels)
+    assert codes[1] == codes[4] and codes[0] == codes[2] and len(set(codes.tolist())) == 3
+    assert codes.tolist() == [0 * 3 + 1, 1 * 3 + 2, 0 * 3 + 1, 2 * 3 + 0, 1 * 3 + 2]  # negative, positive, unlabelled
 
 
 def _metrics(emotion: str, roc_auc: float | None, f1: float) -> EmotionMetrics:

@@ -74,7 +74,9 @@ def test_real_clips_through_the_real_model(tmp_path: Path, face_model: EmotionMo
         assert store.timeline(film.key).shots == pytest.approx([4.09, 6.42, 8.34], abs=0.05)
         figures = {e.emotion: e for e in store.emotions(film.key)}
         assert set(figures) == set(face_model.labels)
-        assert film.dominant == max(figures.values(), key=lambda e: e.mean).emotion
+        assert film.dominant_raw == max(figures.values(), key=lambda e: e.mean).emotion
+        assert film.face_frames == int((~np.isnan(store.timeline(film.key).raw).all(axis=1)).sum())
+        assert film.face_seconds == pytest.approx(film.face_frames / 2.0)
         cartoon = store.timeline(store.ad("bigbuckbunny.mp4").key)
         missing = np.isnan(cartoon.raw).all(axis=1)
         assert missing.any()  # a bunny has no human face: "no face" rows stay NaN, not 0
@@ -95,8 +97,12 @@ def test_exact_scores_with_a_toy_model(tmp_path: Path) -> None:
         assert (tl.raw[:4, 0] > 0.75).all() and (tl.raw[4:, 0] < 0.25).all()
         assert ad.face_coverage is None and tl.faces.tolist() == [-1] * 8  # a whole-frame model finds no faces
         red = {e.emotion: e for e in store.emotions(ad.key)}["red"]
-        assert red.share_above == pytest.approx(4 / 8, abs=1 / 8)  # smoothing blurs one frame at the cut
+        # smoothing stops at the cut: each shot keeps its own level, no frame is blurred across it
+        assert red.share_above == 4 / 8
+        assert (tl.smoothed[:4, 0] > 0.75).all() and (tl.smoothed[4:, 0] < 0.25).all()
         assert red.peak_time_s < 2.0
+        # a whole-frame model: every scored frame is evidence
+        assert (ad.face_frames, ad.face_seconds) == (8, 4.0)
 
 
 def test_unchanged_files_are_skipped_without_decoding(tmp_path: Path) -> None:

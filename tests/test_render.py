@@ -9,6 +9,7 @@ import pytest
 from emocore.render import (
     NEGATIVE,
     POSITIVE,
+    _wrap,
     caption_lines,
     edges,
     evidence,
@@ -18,6 +19,7 @@ from emocore.render import (
     save_png,
 )
 from emocore.store import FrameExplanation, StoredAttribution
+from emocore.trust import Deletion, TrustFigures, ascii_text, describe
 
 
 @pytest.fixture
@@ -39,15 +41,22 @@ def _explanation(methods: tuple[str, ...] = ("lime", "shap")) -> FrameExplanatio
     segments[:32, 32:] = 1
     segments[32:, :32] = 2
     segments[32:, 32:] = 3
-    figures = {
-        "score": 0.87, "frame_score": 0.86, "base": 0.1, "samples": 500, "seed": 0, "seconds": 0.8,
-        "segments": 4, "agreement": 0.8,
-        "deletion": [{"area": 0.1, "top_drop": 0.42, "random_drop": 0.05},
-                     {"area": 0.2, "top_drop": 0.6, "random_drop": 0.1}],
-    }
+    deletion = (Deletion(0.1, 0.42, 0.05, 0.03, 96.875, 12.33, 32, 0.11, 0.12),
+                Deletion(0.2, -0.06, 0.1, 0.04, 3.125, -4.0, 32, 0.21, 0.22))
+    stability = {"lime": 0.7, "shap": 0.62}
+
+    def figures(method: str) -> dict[str, object]:
+        lime = method == "lime"
+        other = "shap" if lime else "lime"
+        return TrustFigures(
+            method=method, score=0.87, frame_score=0.86, base=0.1, samples=500, seed=0, seconds=0.8, segments=4,
+            deletion=deletion, stability=stability[method], stability_half=0.54, agreement=0.55,
+            other_stability=stability[other] if other in methods else None,
+            fit_r2=0.7 if lime else None, fit_r2_null=0.09 if lime else None, fit_r2_heldout=0.41 if lime else None,
+        ).to_dict()
+
     attributions = tuple(
-        StoredAttribution("happy", m, np.array([0.5, -0.25, 0.0, 0.1]), {**figures, "fit_r2": 0.7 if m == "lime" else None})
-        for m in methods
+        StoredAttribution("happy", m, np.array([0.5, -0.25, 0.0, 0.1]), figures(m)) for m in methods
     )
     return FrameExplanation("ad", 3, 1.5, "hash", (100, 50, 164, 114), segments, image, {}, attributions)
 
@@ -206,15 +215,31 @@ def test_explanation_figure_skips_missing_methods_and_raises_when_none() -> None
         explanation_figure(only_lime, "happy", methods=("shap",))
 
 
-def test_captions_show_the_trust_figures() -> None:
+def test_captions_show_the_trust_figures_in_the_formatters_words() -> None:
     explanation = _explanation()
     lime = caption_lines(explanation.attribution("happy", "lime"))
     shap = caption_lines(explanation.attribution("happy", "shap"))
-    assert lime[0] == "LIME: happy" and "score 0.87" in lime[1]
-    assert "hide top 10%: -0.42 vs random -0.05" in lime
-    assert any("R2 0.70" in line and "agreement 0.80" in line for line in lime)
+    assert lime[0] == "LIME: happy" and "score 0.870" in lime[1]
+    # the same sign and words as the CLI: a positive drop "lowers the score", beside the random spread
+    assert ("hiding the top 10% lowers the score by 0.42; random regions: 0.05 +/- 0.03 (32 draws), "
+            "top drop at the 97th percentile, z 12.3") in lime
+    assert not any("20%" in line for line in lime)  # the caption shows the 10% check only
+    assert "fit R2 0.70 on its samples (pure noise: 0.09), 0.41 on held-out samples" in lime
+    assert "LIME-SHAP agreement 0.55; seed-to-seed stability LIME 0.70, SHAP 0.62" in lime
+    assert "LIME-SHAP agreement 0.55; seed-to-seed stability LIME 0.70, SHAP 0.62" in shap
     assert not any("R2" in line for line in shap)
     assert all(line.isascii() for line in lime + shap)  # Hershey fonts draw ASCII only
+    unicode = describe(TrustFigures.from_dict(explanation.attribution("happy", "lime").figures), areas=(0.1,))
+    assert [ascii_text(line) for line in unicode] == lime[1:]  # exactly the formatter's sentences
+
+
+def test_long_caption_lines_are_wrapped_not_shrunk() -> None:
+    lines = caption_lines(_explanation().attribution("happy", "lime"))
+    wrapped = _wrap(lines, 256)
+    assert len(wrapped) > len(lines)
+    assert all(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0] <= 248 for line in wrapped)
+    assert " ".join(wrapped).split() == " ".join(lines).split()  # every word kept, in order
+    assert wrapped[2].startswith("  ") and not wrapped[3].startswith(" ")  # continuations are indented
 
 
 def test_save_png_round_trips_colours(tmp_path) -> None:

@@ -26,7 +26,7 @@ def _ad(key: str = "k1", name: str = "a.mp4", frames: int = 3) -> NewAd:
         timeline=Timeline(times=times, raw=raw, smoothed=raw, faces=np.array([1, 0, 2] * frames)[:frames],
                           boxes=((1, 2, 3, 4, 0.99), None, (5, 6, 7, 8, 0.95)) * frames, shots=(1.0,)),
         emotions=(EmotionSummary("happy", 0.25, 0.4, 1.0, 0.0), EmotionSummary("sad", 0.75, 0.9, 0.0, 0.5)),
-        face_coverage=2 / 3, dominant="sad",
+        face_coverage=2 / 3, dominant_raw="sad", face_frames=2, face_seconds=1.0,
     )
 
 
@@ -35,7 +35,7 @@ def test_round_trip(tmp_path: Path) -> None:
         store.write_ad(_ad(), {0: b"jpg0", 2: b"jpg2"})
     with Store(tmp_path, readonly=True) as store:
         row = store.ad("a.mp4")
-        assert (row.key, row.status, row.labels, row.frames, row.dominant) == ("k1", "ok", ("happy", "sad"), 3, "sad")
+        assert (row.key, row.status, row.labels, row.frames, row.dominant_raw) == ("k1", "ok", ("happy", "sad"), 3, "sad")
         tl = store.timeline("k1")
         np.testing.assert_allclose(tl.raw[0], [0.1, 0.9])
         assert np.isnan(tl.raw[1]).all()  # "no face" survives the round trip as NaN, not 0
@@ -113,3 +113,33 @@ def test_leftover_temporary_thumbnails_are_cleaned(tmp_path: Path) -> None:
     leftover.mkdir(parents=True)
     Store(tmp_path).close()
     assert not leftover.exists()
+
+
+def test_a_version_1_cache_is_refused_with_the_clear_message(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # the layout of emocore's first schema, as a v1 cache has it
+        db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('schema_version', '1');"
+                         "CREATE TABLE ads (key TEXT PRIMARY KEY, dominant TEXT);")
+    for readonly in (False, True):
+        with pytest.raises(CacheError, match="schema version 1; this emocore reads version 2 .*new --cache folder"):
+            Store(tmp_path, readonly=readonly)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # nothing was added to the old cache
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["meta", "ads"]
+
+
+def test_evidence_and_packed_figures_round_trip(tmp_path: Path) -> None:
+    from emocore.norms import read_table
+
+    with Store(tmp_path) as store:
+        store.write_ad(_ad())
+        store.write_ad(NewAd(key="f1", content_hash="d" * 64, params_hash="p", params={}, name="bad.mp4",
+                             path="/ads/bad.mp4", size_bytes=0, model="toy", model_version="1",
+                             labels=("happy", "sad"), status="failed", error="not a readable video"))
+        row = store.ad("k1")
+        assert (row.face_frames, row.face_seconds, row.dominant_raw, row.dominant) == (2, 1.0, "sad", "sad")
+        table = read_table(store, ("key", "name")).set_index("key")
+    # the ads row's packed figures are the emotions rows, field for field
+    assert table.loc["k1", "mean_happy"] == 0.25 and table.loc["k1", "mean_sad"] == 0.75
+    assert table.loc["k1", "peak_sad"] == 0.9 and table.loc["k1", "share_sad"] == 0.5
+    assert math.isnan(table.loc["k1", "var_happy"])  # none was given
+    assert math.isnan(table.loc["f1", "mean_happy"]) and table.loc["f1", "status"] == "failed"

@@ -43,9 +43,12 @@ from emocore.training import (
     positive_weights,
     predict_videos,
     save_checkpoint,
-    split_indices,
+    seen_videos,
+    split_videos,
     train,
 )
+from emocore.experiments import cross_validate
+from emocore.indexer import content_hash
 
 RED_SHADES = [(200 + 8 * i, 30 + 6 * i, 30 + 4 * i) for i in range(6)]
 BLUE_SHADES = [(30 + 4 * i, 30 + 6 * i, 200 + 8 * i) for i in range(6)]
@@ -317,12 +320,99 @@ def test_too_few_videos_and_bad_params(colour_labels: Labels, feature_cache: Pat
 
 
 def test_split_is_seeded_and_stratified() -> None:
-    first = np.array([1.0] * 10 + [0.0] * 10)
-    train_rows, val_rows = split_indices(first, 0.2, seed=0)
-    assert len(val_rows) == 4 and first[val_rows].sum() == 2
-    assert sorted(np.concatenate([train_rows, val_rows]).tolist()) == list(range(20))
-    assert np.array_equal(split_indices(first, 0.2, seed=0)[1], val_rows)
-    assert len(split_indices(first, 0.0, seed=0)[1]) == 0
+    labels = np.array([1.0] * 10 + [0.0] * 10)[:, None]
+    split = split_videos(labels, val_fraction=0.2, seed=0)
+    assert len(split.validation) == 4 and labels[split.validation, 0].sum() == 2 and len(split.test) == 0
+    assert sorted(np.concatenate([split.train, split.validation]).tolist()) == list(range(20))
+    assert np.array_equal(split_videos(labels, val_fraction=0.2, seed=0).validation, split.validation)
+    assert not np.array_equal(split_videos(labels, val_fraction=0.2, seed=1).validation, split.validation)
+    assert len(split_videos(labels, val_fraction=0.0, seed=0).validation) == 0
+
+
+def test_split_has_a_stratified_test_part_apart_from_validation() -> None:
+    # two emotions: the combination (funny, exciting) is what is stratified on
+    labels = np.array([[1, 1]] * 10 + [[1, 0]] * 10 + [[0, 1]] * 10 + [[0, np.nan]] * 10, dtype=float)
+    split = split_videos(labels, val_fraction=0.2, test_fraction=0.2, seed=3)
+    assert (len(split.train), len(split.validation), len(split.test)) == (24, 8, 8)
+    assert not set(split.test) & set(split.validation) and not set(split.test) & set(split.train)
+    for part in (split.validation, split.test):  # 2 of every combination in each held-out part
+        combos = [tuple(row) for row in np.nan_to_num(labels[part], nan=-1)]
+        assert sorted(combos.count(c) for c in set(combos)) == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="leave some videos"):
+        split_videos(labels, val_fraction=0.5, test_fraction=0.5, seed=0)
+
+
+def test_split_keeps_identical_content_in_one_part() -> None:
+    labels = np.array([1.0, 0.0] * 10)[:, None]
+    groups = [f"h{i // 2}" for i in range(20)]  # rows 2k and 2k+1 are the same content
+    for seed in range(5):
+        split = split_videos(labels, val_fraction=0.3, test_fraction=0.3, seed=seed, groups=groups)
+        for part in (split.train, split.validation, split.test):
+            assert all((row ^ 1) in part for row in part)  # its twin is in the same part
+        assert len(split.test) == 6 and len(split.validation) == 6  # 3 units of 2 each
+
+
+def test_training_never_sees_the_test_split(colour_labels: Labels, feature_cache: Path) -> None:
+    result = train(colour_labels, TrainParams(**{**FAST, "test_fraction": 0.25}), cache_dir=feature_cache)
+    test, val, trained = set(result.test.keys), set(result.validation.keys), set(result.train_keys)
+    assert len(test) == 3 and len(val) == 3 and len(trained) == 6
+    assert not test & val and not test & trained
+    funny = {v.key: v.scores["funny"] for v in colour_labels.videos}
+    assert sorted(funny[k] for k in test) in ([0.0, 1.0, 1.0], [0.0, 0.0, 1.0])  # both classes
+    paths = {v.key: v.path for v in colour_labels.videos}
+    recorded = result.checkpoint["videos"]
+    for part, keys in (("train", trained), ("validation", val), ("test", test)):
+        assert recorded[part] == sorted(content_hash(paths[k]) for k in keys)
+    assert seen_videos(result.checkpoint) == frozenset(recorded["train"] + recorded["validation"])
+    # the test predictions are the restored model's, on exactly those videos
+    np.testing.assert_allclose(predict_videos(result.checkpoint, [paths[k] for k in result.test.keys],
+                                              cache_dir=feature_cache), result.test.probabilities, atol=1e-6)
+
+
+def test_the_same_content_under_two_names_stays_in_one_split(colour_labels: Labels, feature_cache: Path,
+                                                            tmp_path: Path) -> None:
+    copies = []
+    for video in colour_labels.videos[:4]:  # each of four clips again under another name
+        twin = tmp_path / f"copy-{video.path.name}"
+        twin.write_bytes(video.path.read_bytes())
+        copies.append(Video(f"copy-{video.key}", twin, video.scores))
+    labels = Labels(colour_labels.videos + tuple(copies))
+    for seed in range(2):
+        result = train(labels, TrainParams(**{**FAST, "epochs": 2, "seed": seed, "test_fraction": 0.25}),
+                       cache_dir=feature_cache)
+        for keys in (result.train_keys, result.validation.keys, result.test.keys):
+            assert all((f"copy-{k}" in keys) == (k in keys) for k in (v.key for v in colour_labels.videos[:4]))
+
+
+def test_kfold_keeps_copies_in_one_fold_and_reports_one_class_folds(
+    colour_labels: Labels, feature_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emocore.experiments as experiments
+
+    twin = tmp_path / "same-as-clip00.mp4"
+    twin.write_bytes(colour_labels.videos[0].path.read_bytes())
+    # funny: 7 positive (6 red + the copy), 6 negative; "sad" has 3 labels: a one-class test part is certain
+    videos = tuple(Video(v.key, v.path, {**v.scores, **({"sad": 1.0} if i < 3 else {})})
+                   for i, v in enumerate(colour_labels.videos)) + (Video("twin", twin, {"funny": 1.0}),)
+    labels = LabelSet(videos, ("exciting", "funny", "sad"), (), {})
+    trained_on: list[set[str]] = []
+    real_train = experiments.train
+    monkeypatch.setattr(experiments, "train", lambda fold, *a, **k: trained_on.append(
+        {v.key for v in fold.videos}) or real_train(fold, *a, **k))
+    result = cross_validate(labels, TrainParams(**{**FAST, "epochs": 3}), folds=3, cache_dir=feature_cache)
+    assert len(trained_on) == 3 and result.videos == 13 and result.fold_count == 3
+    # the copy and its original are trained on together, or held out together
+    assert all(("twin" in keys) == (videos[0].key in keys) for keys in trained_on)
+    # stratified: each of the 3 test parts holds 2 or 3 of funny's 7 positives (so both classes)
+    for keys in trained_on:
+        held_out = [v for v in videos if v.key not in keys]
+        positives = sum(v.scores["funny"] >= 0.5 for v in held_out)
+        assert 2 <= positives <= 3 and positives < len(held_out)
+    skipped = {(f.fold, f.emotion): f for f in result.skipped_folds}
+    # sad: labelled positive on 3 videos only, so every fold's test part has one class (or none)
+    assert {e for _, e in skipped} == {"sad"} and len(skipped) == 3
+    assert all("ROC-AUC undefined" in f.reason or "no labelled video" in f.reason for f in skipped.values())
+    assert "roc_auc" not in result.folds["sad"] and "accuracy" in result.folds["sad"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +424,7 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(
     trained_mean, checkpoint_file: Path, colour_labels: Labels, tmp_path: Path
 ) -> None:
     raw = torch.load(checkpoint_file, weights_only=True)
-    assert raw["format"] == "emocore-trained" and raw["version"] == 1 and raw["labels"] == ["funny", "exciting"]
+    assert raw["format"] == "emocore-trained" and raw["version"] == 2 and raw["labels"] == ["funny", "exciting"]
     assert raw["encoder"]["weights"] == "random:0" and "encoder_state" in raw  # random: the file carries them
     assert raw["params"]["pooling"] == "mean" and raw["sampling"] == {"sample_rate": 1.0, "max_side": 64}
     checkpoint = load_checkpoint(checkpoint_file)

@@ -10,23 +10,25 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from loaders import (
+    NormsChoice,
     cache_root,
     cache_version,
     explain_command,
+    library_for,
     load_bundle,
     load_explanation,
-    load_library,
     open_cache_or_explain,
     param_float,
     plain,
     thumbnail_for,
     warn_unknown_params,
 )
-from widgets import chart, report_ui
+from widgets import chart, norms_ui, report_ui
 
 from emocore import charts, queries, render
 from emocore.export import ReportSection
-from emocore.store import FrameExplanation, key_frame_path
+from emocore.store import AdRow, FrameExplanation, key_frame_path
+from emocore.trust import TrustFigures, describe, summary_text
 
 PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
@@ -90,25 +92,17 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
             picture = render.place(key_frame, patch, frame.region) if key_frame is not None else patch
             st.image(picture, width="stretch")
             st.image(patch, width=220, caption="the explained region, enlarged")
-            figures_table(found.figures)
-    st.caption("Bluish green raises the score, vermillion lowers it. The deletion check hides the top-weighted "
-               "regions and compares the score drop with hiding random regions of the same area.")
+            trust_ui(found.figures)
+    st.caption("Bluish green raises the score, vermillion lowers it. Each figure has its yardstick: the deletion "
+               "check hides the top-weighted regions beside random regions of the same area; LIME–SHAP agreement "
+               "sits beside each method's seed-to-seed stability (two methods cannot agree more than each agrees "
+               "with itself); LIME's fit R² beside the R² it reaches on pure noise.")
 
 
-def figures_table(f: dict[str, object]) -> None:
-    rows = [("score on the region", f"{f['score']:.3f}"), ("score indexed for the frame", _num(f.get("frame_score")))]
-    for d in f.get("deletion", []):
-        really = f" ({d['top_area']:.0%} hidden)" if "top_area" in d else ""
-        rows.append((f"drop, top {d['area']:.0%} hidden", f"{d['top_drop']:+.3f}{really}"))
-        rows.append((f"drop, random {d['area']:.0%} hidden", f"{d['random_drop']:+.3f}"))
-    rows += [("LIME–SHAP agreement (Spearman)", _num(f.get("agreement"))), ("LIME fit R²", _num(f.get("fit_r2"))),
-             ("samples · seed", f"{f['samples']} · {f['seed']}"), ("segments", str(f.get("segments", ""))),
-             ("seconds", _num(f.get("seconds")))]
-    st.dataframe(pd.DataFrame(rows, columns=["figure", "value"]), hide_index=True, width="stretch")
-
-
-def _num(value: object) -> str:
-    return "—" if value is None else f"{float(value):.3f}"
+def trust_ui(figures: dict[str, object]) -> None:
+    """One attribution's trust figures, in `emocore.trust.describe`'s words (as the CLI and report print them)."""
+    lines = describe(TrustFigures.from_dict(figures))
+    st.markdown("\n".join(f"- {plain(line)}" for line in lines))
 
 
 def _key_frame(root: Path, key: str, index: int) -> np.ndarray | None:
@@ -171,23 +165,30 @@ def key_frames_ui(root: Path, bundle: queries.AdBundle, current: int) -> None:
             st.button(label, key=f"ad-key-{index}", on_click=_select, args=(index, t), width="stretch")
 
 
-def report_sections(root: Path, bundle: queries.AdBundle, timeline: object) -> list[ReportSection]:
+def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row: pd.Series,
+                    choice: NormsChoice) -> list[ReportSection]:
     ad = bundle.ad
     figures = {e.emotion: e for e in bundle.emotions}
     summary = pd.DataFrame([
-        {"emotion": e, "mean": f.mean, "peak": f.peak, "peak at (s)": f.peak_time_s, "share ≥ threshold": f.share_above}
+        {"emotion": e, "mean": f.mean, "peak": f.peak, "peak at (s)": f.peak_time_s, "share ≥ threshold": f.share_above,
+         "rank score": row.get(f"score_{e}"), "percentile": row.get(f"pct_{e}"), "lift": row.get(f"lift_{e}")}
         for e, f in figures.items()
     ])
+    dominant = row.get("dominant")
+    dominant = ("too little evidence for a dominant emotion" if pd.isna(dominant)
+                else f"dominant emotion {dominant} (highest lift over {_norm_name(choice)})")
     images = []
     for index, t in bundle.explained[:6]:
         found = load_explanation(str(root), cache_version(root), ad.key, index)
         if isinstance(found, str):
             continue
         emotion = sorted({a.emotion for a in found.attributions})[0]
-        images.append((f"{t:.1f} s — {emotion}: LIME | SHAP",
+        trust = summary_text([TrustFigures.from_dict(a.figures) for a in found.attributions if a.emotion == emotion])
+        images.append((f"{t:.1f} s — {emotion}: LIME | SHAP. {trust}",
                        render.explanation_figure(found, emotion, frame=_key_frame(root, ad.key, index))))
     return [
-        ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, dominant emotion {ad.dominant}"
+        ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, {dominant}, raw top emotion "
+                      f"{ad.dominant_raw or '—'} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
                       + ("" if ad.face_coverage is None else f", faces in {ad.face_coverage:.0%} of the frames") + ".",
                       (timeline,), (), summary),
         ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),
@@ -195,11 +196,61 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object) -> l
     ]
 
 
+def summary_ui(ad: AdRow, row: pd.Series, shots: int, choice: NormsChoice) -> None:
+    """The ad's headline figures: short metric values, the longer words in a caption beneath."""
+    dominant = row.get("dominant")
+    dominant = None if pd.isna(dominant) else str(dominant)
+    a, b, c, d, e = st.columns(5)
+    a.metric("Duration", f"{ad.duration_s:.1f} s")
+    b.metric("Dominant", dominant or "—", help="The emotion with the highest lift over the norm, among those with "
+                                               "enough evidence")
+    c.metric("Raw top emotion", ad.dominant_raw or "—", help="The highest raw mean (argmax), the model's bias "
+                                                             "included: it leans to sad and fear")
+    d.metric("Face frames", f"{int(row.get('face_frames', 0) or 0)}", help="Evidence: sampled frames with a face "
+                                                                          "scored")
+    e.metric("Frames scored", f"{ad.frames}")
+    faces = ("the model scores whole frames" if ad.face_coverage is None
+             else f"a face in {ad.face_coverage:.0%} of the frames")
+    seconds = float(row.get("face_seconds", 0.0) or 0.0)
+    lifted = (f"Dominant: {dominant} (highest lift over {_norm_name(choice)})" if dominant
+              else "Too little evidence to name a dominant emotion")
+    st.caption(f"Evidence: {seconds:.1f} s with a face, {faces}; {shots} shots. {lifted}; raw top emotion: "
+               f"{ad.dominant_raw or '—'} (highest raw mean).")
+
+
+def _norm_name(choice: NormsChoice) -> str:
+    return "this cache's norm" if choice.root is None else f"the norm of {choice.label}"
+
+
+def against_library_ui(bundle: queries.AdBundle, row: pd.Series, choice: NormsChoice) -> None:
+    """Per emotion: the ad's figures beside its percentile and lift in the norm library."""
+    figures = {e.emotion: e for e in bundle.emotions}
+    table = pd.DataFrame([{
+        "emotion": e,
+        "mean": None if figures.get(e) is None else figures[e].mean,
+        "peak": None if figures.get(e) is None else figures[e].peak,
+        "rank score": row.get(f"score_{e}"),
+        "percentile": row.get(f"pct_{e}"),
+        "lift": row.get(f"lift_{e}"),
+    } for e in bundle.ad.labels])
+    st.markdown(f"**Against the library** ({plain(_norm_name(choice))})")
+    st.dataframe(table, hide_index=True, width="stretch", key="ad-norms", column_config={
+        "mean": st.column_config.NumberColumn(format="%.2f", help="Mean over the face frames (raw)"),
+        "peak": st.column_config.NumberColumn(format="%.2f"),
+        "rank score": st.column_config.NumberColumn(format="%.2f", help="The mean shrunk towards the library's "
+                                                                        "mean by how little evidence the ad has"),
+        "percentile": st.column_config.NumberColumn(format="p%.0f", help="p92: higher than 92% of the norm "
+                                                                         "library's ads (top 8%)"),
+        "lift": st.column_config.NumberColumn(format="%.1f×", help="Rank score over the norm library's mean"),
+    })
+
+
 root = cache_root()
 warn_unknown_params("ad")
 if open_cache_or_explain(root):
     version = cache_version(root)
-    table = load_library(str(root), version)
+    norms_choice = norms_ui(root, "ad")
+    table = library_for(root, norms_choice)
     if table.empty:
         st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
         st.stop()
@@ -212,11 +263,8 @@ if open_cache_or_explain(root):
         st.caption(f"File: {plain(ad.path)}")
         st.stop()
     tl = bundle.timeline
-    a, b, c, d = st.columns(4)
-    a.metric("Duration", f"{ad.duration_s:.1f} s")
-    b.metric("Dominant emotion", ad.dominant or "—")
-    c.metric("Faces in", "— (scores whole frames)" if ad.face_coverage is None else f"{ad.face_coverage:.0%} of frames")
-    d.metric("Frames scored", f"{ad.frames} ({len(tl.shots) + 1} shots)")
+    library_row = table[table["key"] == ad.key].iloc[0]
+    summary_ui(ad, library_row, len(tl.shots) + 1, norms_choice)
 
     if not (tl.faces != 0).any():
         st.info("No face was found in this ad: the face model has nothing to score, so the timeline is empty.")
@@ -234,6 +282,7 @@ if open_cache_or_explain(root):
         else:
             st.info(f"The video file is no longer at {plain(ad.path)}.")
             st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+        against_library_ui(bundle, library_row, norms_choice)
     with left:
         shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
         show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
@@ -275,5 +324,6 @@ if open_cache_or_explain(root):
         no_explanation_ui(root, bundle, frame_idx)
 
     with st.expander("Report of this ad", icon=":material/summarize:"):
-        report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig),
-                  f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report", f"{ad.key}:{version}")
+        report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig, library_row, norms_choice),
+                  f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report",
+                  f"{ad.key}:{version}:{norms_choice.label}")

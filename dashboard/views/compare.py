@@ -13,17 +13,19 @@ from loaders import (
     explain_command,
     load_bundle,
     load_explanation,
-    load_library,
+    library_for,
     open_cache_or_explain,
     plain,
     warn_unknown_params,
 )
-from widgets import chart, report_ui
+from widgets import chart, norms_ui, report_ui
 
 from emocore import charts, export, queries, render
 from emocore.export import ReportSection
 
 ALIGN = {"seconds": "seconds", "share of duration": "share"}
+#: what the profile chart shows (label -> link value)
+PROFILE = {"mean": "mean", "percentile in the library": "pct"}
 
 
 def ads_ui(table: pd.DataFrame) -> list[str]:
@@ -44,9 +46,11 @@ def ads_ui(table: pd.DataFrame) -> list[str]:
     return chosen
 
 
-def differences(bundles: list[queries.AdBundle], emotion: str) -> pd.DataFrame:
+def differences(bundles: list[queries.AdBundle], emotion: str, table: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    library_rows = table.set_index("key")
     for b in bundles:
+        row = library_rows.loc[b.ad.key]
         figures = {e.emotion: e for e in b.emotions}
         f = figures.get(emotion)
         top = max(b.emotions, key=lambda e: e.peak if e.peak is not None else -1, default=None)
@@ -55,12 +59,16 @@ def differences(bundles: list[queries.AdBundle], emotion: str) -> pd.DataFrame:
         rows.append({
             "ad": b.ad.name,
             "duration (s)": b.ad.duration_s,
-            "dominant (highest mean)": b.ad.dominant,
+            "dominant (highest lift over the norm)": "too little evidence" if pd.isna(row["dominant"])
+            else row["dominant"],
+            "raw top emotion (highest mean)": b.ad.dominant_raw,
             "peak emotion (highest peak)": None if top is None else top.emotion,
             f"{emotion} mean": None if f is None else f.mean,
+            f"{emotion} percentile": row.get(f"pct_{emotion}"),
+            "face frames": int(row["face_frames"]),
             f"{emotion} peak": None if f is None else f.peak,
             f"{emotion} peak at (s)": None if f is None else f.peak_time_s,
-            "time to first peak (s)": moments[0] if moments else None,
+            f"first of the 3 highest {emotion} peaks at (s)": moments[0] if moments else None,
             f"share of time {emotion} ≥ {threshold:g}": None if f is None else f.share_above,
             "face coverage": b.ad.face_coverage,
         })
@@ -102,7 +110,8 @@ root = cache_root()
 warn_unknown_params("compare")
 if open_cache_or_explain(root):
     version = cache_version(root)
-    table = load_library(str(root), version)
+    norms_choice = norms_ui(root, "cmp")
+    table = library_for(root, norms_choice)
     if (table["status"] == "ok").sum() < 2:
         st.info("Comparing needs at least two indexed ads in the cache.")
         st.stop()
@@ -132,14 +141,30 @@ if open_cache_or_explain(root):
                                       emotion: s.values}) for s in series])
     chart(overlay_fig, curves, f"compare_{emotion}", "cmp-overlay")
 
-    profiles = {shown_name[b.ad.key]: {e.emotion: e.mean for e in b.emotions} for b in bundles}
-    profile_fig = charts.profile_figure(profiles, labels)
+    wanted_profile = st.query_params.get("profile", "mean")
+    profile_label = st.radio("Profiles show", list(PROFILE), horizontal=True, key="cmp-profile-shows",
+                             index=list(PROFILE.values()).index(wanted_profile) if wanted_profile in PROFILE.values()
+                             else 0)
+    st.query_params["profile"] = PROFILE[profile_label]
+    if PROFILE[profile_label] == "pct":
+        by_key = table.set_index("key")
+        profiles = {shown_name[b.ad.key]: {e: by_key.at[b.ad.key, f"pct_{e}"] for e in labels
+                                           if f"pct_{e}" in by_key.columns} for b in bundles}
+        profiles = {name: {e: float(v) for e, v in values.items() if pd.notna(v)} for name, values in profiles.items()}
+        source = "this cache" if norms_choice.root is None else norms_choice.label
+        profile_fig = charts.profile_figure(profiles, labels, f"Emotion profile (percentile among the ads of {source})",
+                                            y_title="percentile in the library", y_max=100.0, value_format=".0f")
+    else:
+        profiles = {shown_name[b.ad.key]: {e.emotion: e.mean for e in b.emotions} for b in bundles}
+        profile_fig = charts.profile_figure(profiles, labels)
     chart(profile_fig, pd.DataFrame(profiles).rename_axis("emotion").reset_index(), "compare_profiles", "cmp-profile")
 
     st.subheader("Differences", anchor=False)
-    diff = differences(bundles, emotion)
+    diff = differences(bundles, emotion, table)
     st.dataframe(diff, hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in diff.columns if diff[c].dtype.kind == "f"})
+        c: st.column_config.NumberColumn(format="%.2f") for c in diff.columns if diff[c].dtype.kind == "f"} | {
+        f"{emotion} percentile": st.column_config.NumberColumn(format="p%.0f", help="In the norm library: p92 = "
+                                                               "higher than 92% of its ranked ads")})
     st.download_button("Differences (CSV)", export.table_csv(diff), "compare_differences.csv", "text/csv",
                        key="cmp-diff-csv", on_click="ignore")
 
@@ -154,4 +179,4 @@ if open_cache_or_explain(root):
             ReportSection(f"Key frames: {emotion}", "LIME overlays of each ad's strongest explained moment.", (),
                           tuple(frames), None),
         ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report",
-            f"{','.join(chosen)}:{emotion}:{align_label}:{version}")
+            f"{','.join(chosen)}:{emotion}:{align_label}:{profile_label}:{norms_choice.label}:{version}")

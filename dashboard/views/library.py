@@ -1,27 +1,62 @@
-"""Library: every ad in the cache; filter, rank by an emotion, open one."""
+"""Library: every ad in the cache, ranked by an emotion's evidence-aware score; filter, open one.
+
+The default order is `queries.rank`'s, the same as `python cli.py ls --rank EMOTION`: the ads with
+enough evidence (face frames) ranked by their score, then the ads with too little evidence, then the
+failed ones. Percentiles, lifts and the dominant emotion are read against the chosen norms.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from loaders import cache_root, cache_version, load_library, open_cache_or_explain, thumbnail_for, warn_unknown_params
-from widgets import chart
+from loaders import (
+    NormsChoice,
+    cache_root,
+    library_for,
+    open_cache_or_explain,
+    plain,
+    thumbnail_for,
+    warn_unknown_params,
+)
+from widgets import chart, norms_ui
 
-from emocore import charts, queries
+from emocore import charts, norms, queries
 
 PAGE_SIZE = 50
+#: the units the minimum evidence can be set in (link value -> label)
+EVIDENCE_UNITS = {"frames": "face frames", "seconds": "seconds with a face"}
 
 
 @dataclass(frozen=True)
 class Filters:
     emotion: str
     score: tuple[float, float]
+    """Range of the rank score (the evidence-aware figure the ranking sorts by) a ranked ad must fall in."""
     duration: tuple[float, float]
     name: str
     statuses: tuple[str, ...]
     descending: bool
+    min_evidence: float
+    """The least evidence an ad needs to be ranked, as set, in `evidence_unit`."""
+    evidence_unit: str
+    """"frames" (face frames) or "seconds" (seconds with a face)."""
+    min_face_frames: int
+    """`min_evidence` in face frames: what `queries.rank` is given."""
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The rows the table shows, in order, and how many of them are ranked, thin, failed."""
+
+    rows: pd.DataFrame
+    ranked: int
+    thin: int
+    failed: int
 
 
 def _float(name: str, default: float) -> float:
@@ -35,15 +70,32 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
     """The sidebar's filters, initialised from the link's query parameters and written back to it."""
     params = st.query_params
     with st.sidebar:
-        st.header("Filter and rank")
+        st.header("Rank and filter")
         wanted = params.get("emotion", "happy" if "happy" in emotions else (emotions[0] if emotions else ""))
         emotion = st.selectbox("Rank by emotion", emotions, index=emotions.index(wanted) if wanted in emotions else 0,
-                               key="lib-emotion", help="Sorts by the emotion's mean over the frames the model scored (for the face "
-                               "model: the frames with a face)")
+                               key="lib-emotion",
+                               help="Ranks by the emotion's rank score: the ad's mean over its face frames, shrunk "
+                                    "towards the library's mean the fewer face frames it has (see the README), so "
+                                    "two happy frames cannot outrank an ad smiling all along")
         descending = st.radio("Order", ["highest first", "lowest first"], horizontal=True, key="lib-order",
                               index=1 if params.get("order") == "asc" else 0) == "highest first"
-        score = st.slider(f"Mean {emotion}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)), 0.01,
-                          key="lib-score")
+        units = list(EVIDENCE_UNITS)
+        linked_unit = params.get("per", "frames")
+        unit = st.radio("Minimum evidence to rank", units,
+                        index=units.index(linked_unit) if linked_unit in units else 0,
+                        format_func=EVIDENCE_UNITS.get, horizontal=True, key="lib-evidence-unit",
+                        help="Ads with less are listed after the ranked ones, unranked")
+        rate = sample_rate(table)
+        default = float(norms.DEFAULT_MIN_FACE_FRAMES) / (1.0 if unit == "frames" else rate)
+        least = 1.0 if unit == "frames" else 1.0 / rate
+        # a number in the link is in the link's unit: after switching units, start from the default
+        initial = _float("evidence", default) if unit == linked_unit else default
+        minimum = st.number_input(f"at least ({EVIDENCE_UNITS[unit]})", least, 100_000.0, max(least, initial),
+                                  1.0 if unit == "frames" else 0.5, key=f"lib-evidence-{unit}", format="%g")
+        frames = int(round(minimum)) if unit == "frames" else max(1, math.ceil(minimum * rate - 1e-9))
+        score = st.slider(f"Rank score, {emotion}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)), 0.01,
+                          key="lib-score", help="Keeps the ranked ads whose rank score (the figure the ranking "
+                                                "sorts by) is in this range; unranked ads are listed after them")
         longest = float(max(1.0, table["duration_s"].max(skipna=True) if table["duration_s"].notna().any() else 1.0))
         top = float(int(longest) + 1)
         duration = st.slider("Duration (s)", 0.0, top, (min(_float("dmin", 0.0), top), min(_float("dmax", top), top)),
@@ -52,45 +104,139 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
         statuses = tuple(st.multiselect("Status", ["ok", "failed"],
                                         [s for s in params.get("status", "ok,failed").split(",") if s in ("ok", "failed")],
                                         key="lib-status"))
-    chosen = Filters(emotion or "", score, duration, name, statuses, descending)
+    chosen = Filters(emotion or "", score, duration, name, statuses, descending, float(minimum), unit, frames)
     st.query_params.update({
         "emotion": chosen.emotion, "min": f"{score[0]:g}", "max": f"{score[1]:g}", "q": name,
         "status": ",".join(statuses), "dmin": f"{duration[0]:g}", "dmax": f"{duration[1]:g}",
-        "order": "desc" if descending else "asc",
+        "order": "desc" if descending else "asc", "evidence": f"{minimum:g}", "per": unit,
     })
     return chosen
 
 
-def apply(table: pd.DataFrame, f: Filters) -> pd.DataFrame:
-    """Filtered and ranked rows. Failed ads have no scores: they pass the score filter, listed last."""
-    column = f"mean_{f.emotion}"
-    rows = table[table["status"].isin(f.statuses)]
+def sample_rate(table: pd.DataFrame) -> float:
+    """Face frames per second with a face in this library (the most common rate; 2 when unknown):
+    how a minimum in seconds becomes the minimum in face frames the ranking takes."""
+    faces = table[table["face_frames"].fillna(0) > 0]
+    rates = (faces["face_frames"] / faces["face_seconds"]).round(3)
+    rates = rates[rates.notna() & (rates > 0) & (rates < float("inf"))]
+    return float(rates.mode().iloc[0]) if len(rates) else 2.0
+
+
+def apply(table: pd.DataFrame, f: Filters) -> Ranked:
+    """`queries.rank`'s order, then the filters: status, name and duration apply to every ad, the
+    score range to the ranked ones (the unranked have no rank to keep or lose)."""
+    ordered = queries.rank(table, f.emotion, min_face_frames=f.min_face_frames, descending=f.descending)
+    rows = ordered[ordered["status"].isin(f.statuses)]
     if f.name:
         rows = rows[rows["name"].str.contains(f.name, case=False, regex=False, na=False)]
     failed = rows["status"] == "failed"
+    ranked = rows["standing"] == queries.RANKED
     duration = rows["duration_s"].fillna(0.0)
     keep = failed | ((duration >= f.duration[0]) & (duration <= f.duration[1]))
+    column = f"score_{f.emotion}"
     if column in rows:
         score = rows[column]
-        keep &= failed | (score.notna() & (score >= f.score[0]) & (score <= f.score[1])) | (
-            score.isna() & (f.score[0] <= 0.0))
-        rows = rows[keep].sort_values(column, ascending=not f.descending, na_position="last", kind="stable")
-    else:
-        rows = rows[keep]
-    return rows
+        keep &= ~ranked | (score >= f.score[0]) & (score <= f.score[1])
+    rows = rows[keep]
+    standing = rows["standing"]
+    return Ranked(rows, int((standing == queries.RANKED).sum()), int((standing == queries.THIN).sum()),
+                  int((standing == queries.FAILED).sum()))
+
+
+def _ads(count: int) -> str:
+    return f"{count:,} ad" + ("" if count == 1 else "s")
+
+
+def _percentile_note(choice: NormsChoice) -> str:
+    return "this cache's ads" if choice.root is None else f"the ads of {choice.label}"
+
+
+def table_view(root: Path, view: pd.DataFrame, emotion: str, norms_link: str) -> pd.DataFrame:
+    """The shown columns: rank, identity, the ranked figures with their evidence, then the rest."""
+    def column(name: str) -> pd.Series | None:
+        return view.get(f"{name}_{emotion}")
+
+    ok = view["status"] == "ok"
+    return pd.DataFrame({
+        "rank": view["rank"],
+        "thumbnail": [thumbnail_for(root, k, 0) for k in view["key"]],
+        "name": view["name"],
+        "rank score": column("score"),
+        "mean (raw)": column("mean"),
+        "percentile": column("pct"),
+        "lift": column("lift"),
+        "face frames": view["face_frames"].where(ok),
+        "face seconds": view["face_seconds"].where(ok),
+        "dominant": view["dominant"].where(~ok | view["dominant"].notna(), "—"),
+        "raw top emotion": view["dominant_raw"],
+        "open": [f"ad?ad={k}{norms_link}" for k in view["key"]],
+        "status": view["status"],
+        "duration (s)": view["duration_s"].round(1),
+        "peak": column("peak"),
+        "share ≥ threshold": column("share"),
+        "face coverage": view["face_coverage"],
+        "failure": view["error"],
+    })
+
+
+COLUMNS = {
+    "rank": st.column_config.NumberColumn("rank", format="%d", width=44,
+                                          help="Place in the ranking; empty: too little evidence to rank, or failed"),
+    "thumbnail": st.column_config.ImageColumn("", width=56),
+    "name": st.column_config.TextColumn(width=130),
+    "rank score": st.column_config.NumberColumn(
+        format="%.2f", width=76,
+        help="What the ranking sorts by: the mean over the face frames, shrunk towards the library's mean the "
+             "fewer face frames the ad has"),
+    "mean (raw)": st.column_config.NumberColumn(format="%.2f", width=80, help="The mean over the face frames, as "
+                                                "the model gives it (no evidence weighting)"),
+    "percentile": st.column_config.NumberColumn(format="p%.0f", width=72, help="Where the rank score falls among "
+                                                "the norm library's ranked ads: p92 = higher than 92% of them, the "
+                                                "top 8%"),
+    "lift": st.column_config.NumberColumn(format="%.1f× library", width=86, help="The rank score over the norm "
+                                          "library's mean for this emotion: 1.8× = 80% above the library"),
+    "face frames": st.column_config.NumberColumn(format="%d", width=80, help="Evidence: sampled frames with a "
+                                                 "face scored"),
+    "face seconds": st.column_config.NumberColumn(format="%.1f s", width=86, help="Evidence: seconds with a face"),
+    "dominant": st.column_config.TextColumn(width=72, help="The emotion with the highest lift over the norm, among "
+                                                           "those with enough evidence; —: too little evidence"),
+    "raw top emotion": st.column_config.TextColumn(width=108, help="The highest raw mean (argmax), the model's bias "
+                                                                   "included (it leans to sad and fear)"),
+    "open": st.column_config.LinkColumn("open", display_text="open ›", width=56),
+    "peak": st.column_config.NumberColumn(format="%.2f"),
+    "share ≥ threshold": st.column_config.NumberColumn(format="percent"),
+    "face coverage": st.column_config.NumberColumn(format="percent"),
+}
+
+
+def mix_chart(ok: pd.DataFrame, emotions: list[str], choice: NormsChoice) -> None:
+    """The library's emotion mix by the lifted dominant; ads without one count as too little evidence."""
+    counts = ok["dominant"].value_counts()
+    mix = {e: int(counts.get(e, 0)) for e in emotions}
+    thin = int(ok["dominant"].isna().sum())
+    norm = "the library's norm" if choice.root is None else "the norm of another cache"
+    fig = charts.mix_figure(mix, f"Dominant emotion across the library (highest lift over {norm})",
+                            too_little_evidence=thin)
+    data = pd.DataFrame({"dominant": [*mix, charts.TOO_LITTLE_EVIDENCE], "ads": [*mix.values(), thin]})
+    with st.expander("The library's emotion mix", expanded=True):
+        chart(fig, data, "emotion_mix", "lib-mix")
+        st.caption("Each indexed ad counts once, for its dominant emotion: the one with the highest lift over the "
+                   f"norm (not the highest raw mean). Too little evidence to name one: {_ads(thin)}.")
 
 
 st.title("Library")
 root = cache_root()
 warn_unknown_params("library")
 if open_cache_or_explain(root):
-    table = load_library(str(root), cache_version(root))
+    norms_choice = norms_ui(root, "lib")
+    table = library_for(root, norms_choice)
     emotions = queries.emotions_in(table)
     if table.empty:
         st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
         st.stop()
     chosen = filters_ui(table, emotions)
-    rows = apply(table, chosen)
+    found = apply(table, chosen)
+    rows = found.rows
     ok = table[table["status"] == "ok"]
     a, b, c, d = st.columns(4)
     a.metric("Ads", f"{len(table):,}")
@@ -106,42 +252,26 @@ if open_cache_or_explain(root):
     page = int(st.number_input(f"Page (of {pages})", 1, pages, start_page, key="lib-page")) if pages > 1 else 1
     st.query_params["page"] = str(page)
     view = rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    column = f"mean_{chosen.emotion}"
-    shown = pd.DataFrame({
-        "thumbnail": [thumbnail_for(root, k, 0) for k in view["key"]],
-        "name": view["name"],
-        "open": [f"ad?ad={k}" for k in view["key"]],
-        "status": view["status"],
-        "duration (s)": view["duration_s"].round(1),
-        "dominant": view["dominant"],
-        f"mean {chosen.emotion}": view.get(column),
-        f"peak {chosen.emotion}": view.get(f"peak_{chosen.emotion}"),
-        "peak at (s)": view.get(f"peak_time_{chosen.emotion}"),
-        "share ≥ threshold": view.get(f"share_{chosen.emotion}"),
-        "face coverage": view["face_coverage"],
-        "failure": view["error"],
-    })
-    st.caption("Click a row to open the ad. Scores are the model's probabilities, smoothed over time; read them "
-               "comparatively (see the README).")
+    norms_param = st.query_params.get("norms")
+    norms_link = "" if norms_param is None else f"&norms={quote(norms_param, safe='')}"
+    shown = table_view(root, view, chosen.emotion, norms_link)
+    evidence = f"{chosen.min_face_frames} face frames"
+    if chosen.evidence_unit == "seconds":
+        evidence = f"{chosen.min_evidence:g} s with a face = {evidence} at {sample_rate(table):g} frames/s"
+    st.caption(
+        f"Ranked by the {plain(chosen.emotion)} rank score ({_ads(found.ranked)} with at least {evidence}); "
+        f"**too little evidence to rank: {_ads(found.thin)}** (listed after the ranked ones)"
+        + (f"; {found.failed:,} failed, listed last" if found.failed else "")
+        + f". Percentiles and lifts are against {plain(_percentile_note(norms_choice))}. Click a row to open the ad.")
     picked = st.dataframe(
         shown, hide_index=True, key="lib-table", on_select="rerun", selection_mode="single-row",
-        row_height=60,
-        column_config={
-            "thumbnail": st.column_config.ImageColumn("", width="small"),
-            "open": st.column_config.LinkColumn("open", display_text="open ›", width="small"),
-            f"mean {chosen.emotion}": st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0),
-            "face coverage": st.column_config.NumberColumn(format="percent"),
-            "share ≥ threshold": st.column_config.NumberColumn(format="percent"),
-            f"peak {chosen.emotion}": st.column_config.NumberColumn(format="%.2f"),
-            "peak at (s)": st.column_config.NumberColumn(format="%.1f"),
-        },
+        row_height=60, column_config=COLUMNS,
     )
     selected = picked.selection.rows if picked else []
     if selected:
-        st.switch_page("views/ad.py", query_params={"ad": view["key"].iloc[selected[0]]})
+        target = {"ad": view["key"].iloc[selected[0]]}
+        if norms_param is not None:
+            target["norms"] = norms_param
+        st.switch_page("views/ad.py", query_params=target)
 
-    counts = ok["dominant"].value_counts()
-    mix = {e: int(counts.get(e, 0)) for e in emotions}
-    with st.expander("The library's emotion mix", expanded=True):
-        chart(charts.mix_figure(mix), pd.DataFrame({"emotion": list(mix), "ads": list(mix.values())}),
-              "emotion_mix", "lib-mix")
+    mix_chart(ok, emotions, norms_choice)

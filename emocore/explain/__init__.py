@@ -7,9 +7,11 @@ For each key frame (see `keyframes`) the model says which region its score depen
 prediction function over it (`EmotionModel.explanation_input`: for the face model, the scored
 face's crop, classified at the face's original box). The region is cut into SLIC superpixels; LIME
 and SHAP attribute the same prediction function over the same superpixels, and each attribution
-is stored with its trust figures (deletion check, LIME–SHAP agreement, LIME fit, samples, seed,
-time). Frames already explained with the same model and parameters are not redone, so an
-interrupted index resumes where it stopped; a corrupt stored one is reported and redone.
+is stored with its trust figures (`emocore.trust.TrustFigures`, as a dict: deletion check against
+random regions, LIME–SHAP agreement beside each method's seed-to-seed stability, LIME's fit R²
+beside its null and held-out R², samples, seed, time). Frames already explained with the same
+model and parameters are not redone, so an interrupted index resumes where it stopped; a corrupt
+stored one is reported and redone.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from emocore.errors import AdNotFound, CorruptExplanation, VideoError
-from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
+from emocore.errors import AdNotFound, CorruptExplanation, TooFewSamples, VideoError
+from emocore.explain.keyframes import KeyFrameParams, key_frame_scoring, plan_key_frames
 from emocore.models.base import EmotionModel
 from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution
+from emocore.trust import LIME_MIN_PER_SEGMENT, Deletion, TrustFigures
 from emocore.video import open_video
 
 log = logging.getLogger("emocore")
@@ -52,11 +55,13 @@ class ExplainParams:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             raise ValueError(f"unknown explanation method {bad[0] if bad else ''!r}; use lime, shap or both")
-        if self.lime_samples < 20:
-            raise ValueError("LIME needs at least 20 samples")
+        if "lime" in self.methods and self.lime_samples < LIME_MIN_PER_SEGMENT * self.n_segments:
+            raise TooFewSamples(f"LIME over {self.n_segments} segments needs at least "
+                                f"{LIME_MIN_PER_SEGMENT * self.n_segments} samples ({LIME_MIN_PER_SEGMENT} per "
+                                f"segment), got {self.lime_samples}")
         if "shap" in self.methods and self.shap_samples < 2 * self.n_segments + 2:
-            raise ValueError(f"Kernel SHAP over {self.n_segments} segments needs at least "
-                             f"{2 * self.n_segments + 2} samples (2 per segment + 2), got {self.shap_samples}")
+            raise TooFewSamples(f"Kernel SHAP over {self.n_segments} segments needs at least "
+                                f"{2 * self.n_segments + 2} samples (2 per segment + 2), got {self.shap_samples}")
         if not 4 <= self.n_segments <= 250:
             raise ValueError("n_segments must be between 4 and 250")
 
@@ -83,7 +88,7 @@ def explain_frame(
     to explain there (no face).
     """
     # lime, sklearn and scipy cost a second to import: only explaining pays it, not cache readers
-    from emocore.explain.attribution import agreement, deletion_check, explain_lime, explain_shap, segment
+    from emocore.explain.attribution import agreement, deletion_checks, explain_lime, explain_shap, segment
 
     target = model.explanation_input(frame, face)
     if target is None:
@@ -97,25 +102,29 @@ def explain_frame(
     if "shap" in params.methods:
         found += explain_shap(target.image, segments, target.predict, labels, params.shap_samples, params.seed,
                               params.batch)
-    checked = [
-        replace(a, deletion=deletion_check(target.image, segments, target.predict, a.label, a.weights,
-                                           params.seed, params.batch))
-        for a in found
-    ]
+    deletions: dict[tuple[str, int], tuple[Deletion, ...]] = {}
+    for label in labels:  # the random draws of the deletion check are shared by the methods of one label
+        maps = {a.method: a.weights for a in found if a.label == label}
+        checks = deletion_checks(target.image, segments, target.predict, label, maps, params.seed, params.batch)
+        deletions.update({(method, label): found_checks for method, found_checks in checks.items()})
     # stored enlarged to at least DISPLAY_SIDE px by pixel repetition, so overlays stay crisp
     step = max(1, DISPLAY_SIDE // max(target.image.shape[:2]))
     image = np.repeat(np.repeat(target.image, step, axis=0), step, axis=1)
     shown = np.repeat(np.repeat(segments, step, axis=0), step, axis=1)
     stored = []
-    for a in checked:
-        other = next((b for b in checked if b.label == a.label and b.method != a.method), None)
-        figures = {
-            "score": a.score, "frame_score": None if frame_score is None else float(frame_score[a.label]), "base": a.base, "fit_r2": a.fit_r2, "samples": a.samples, "seed": a.seed,
-            "seconds": round(a.seconds, 4), "segments": int(segments.max()) + 1,
-            "deletion": [asdict(d) for d in a.deletion],
-            "agreement": None if other is None else agreement(a.weights, other.weights),
-        }
-        stored.append(StoredAttribution(model.labels[a.label], a.method, a.weights, figures))
+    for a in found:
+        other = next((b for b in found if b.label == a.label and b.method != a.method), None)
+        figures = TrustFigures(
+            method=a.method, score=a.score,
+            frame_score=None if frame_score is None else float(frame_score[a.label]),
+            base=a.base, samples=a.samples, seed=a.seed, seconds=round(a.seconds, 4),
+            segments=int(segments.max()) + 1, deletion=deletions[(a.method, a.label)],
+            stability=a.stability, stability_half=a.stability_half,
+            agreement=None if other is None else agreement(a.weights, other.weights),
+            other_stability=None if other is None else other.stability,
+            fit_r2=a.fit_r2, fit_r2_null=a.fit_r2_null, fit_r2_heldout=a.fit_r2_heldout,
+        )
+        stored.append(StoredAttribution(model.labels[a.label], a.method, a.weights, figures.to_dict()))
     return target.region, shown, image, tuple(stored)
 
 
@@ -166,7 +175,7 @@ def explain_ad(
         means = {e.emotion: e.mean for e in store.emotions(ad.key)}
         window = float(ad.params["index"]["scoring"]["window_s"])
         plan = plan_key_frames(timeline.times, timeline.raw, timeline.smoothed, ad.labels, means, params.keyframes,
-                               window)
+                               window, **key_frame_scoring(ad.params))
     digest = explain_hash(model, params)
     needed = _missing(store, ad.key, digest, plan, params.methods)
     if not needed:

@@ -1,11 +1,13 @@
-"""Which moments of an ad to explain: each chosen emotion's peaks.
+"""Which moments of an ad to explain: each chosen emotion's real peaks.
 
-For each emotion (the ad's top emotions by mean, or the ones asked for), the moments with the
-highest smoothed score are taken greedily, at least `min_gap_s` apart, where the score is
-meaningful: at or above `floor`, and at a frame where the model saw something (a face, for the face
-model). Within each moment (± half the smoothing window) the frame with the highest raw score is
-the one explained: the smoothed signal finds the moment, the frame shows it. The result maps frame index → the emotions to explain there, so a frame that peaks for two
-emotions is perturbed once.
+For each emotion (the ad's top emotions by mean, or the ones asked for), the moments are the peaks
+of its smoothed signal found by `emocore.scoring.find_moments` (`scipy.signal.find_peaks` with the
+index's prominence threshold), at frames where the model saw something (a face, for the face
+model): one sustained smile is one moment, however long. The highest peaks at or above `floor`
+are taken, at most `top_moments`, and a peak closer than `min_gap_s` to a higher one already taken
+is skipped. Within each moment (± half the smoothing window) the frame with the highest raw score
+is the one explained: the smoothed signal finds the moment, the frame shows it. The result maps
+frame index → the emotions to explain there, so a frame that peaks for two emotions is perturbed once.
 """
 
 from __future__ import annotations
@@ -15,18 +17,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emocore.scoring import Peak, ScoringParams, find_moments
+
 
 @dataclass(frozen=True)
 class KeyFrameParams:
     top_emotions: int = 3
     """How many of the ad's emotions (highest mean first) to explain, when `emotions` is empty."""
     top_moments: int = 3
-    """Peaks per emotion."""
+    """Peaks per emotion (the highest ones)."""
     emotions: tuple[str, ...] = ()
     """Explain these emotions instead of the ad's top ones."""
     min_gap_s: float = 2.0
+    """A peak closer than this to a higher peak already chosen is skipped."""
     floor: float = 0.2
     """A moment below this smoothed score is not a peak worth explaining."""
+
+
+def emotion_peaks(
+    times: np.ndarray,
+    raw: np.ndarray,
+    smoothed: np.ndarray,
+    column: int,
+    prominence: float = ScoringParams().prominence,
+) -> tuple[Peak, ...]:
+    """One emotion's peaks, highest first: `find_moments` on its smoothed signal at the frames
+    where the raw signal saw something (a face)."""
+    seen = ~np.isnan(raw).all(axis=1) if len(raw) else np.zeros(0, dtype=bool)
+    signal = np.where(seen, smoothed[:, column], np.nan) if len(raw) else np.zeros(0)
+    return tuple(sorted(find_moments(times, signal, prominence), key=lambda p: (-p.value, p.index)))
 
 
 def plan_key_frames(
@@ -37,8 +56,9 @@ def plan_key_frames(
     means: dict[str, float | None],
     params: KeyFrameParams,
     window_s: float = 0.0,
+    prominence: float = ScoringParams().prominence,
 ) -> dict[int, tuple[str, ...]]:
-    """Frame index → emotions to explain at that frame (each emotion's peaks)."""
+    """Frame index → emotions to explain at that frame (each emotion's highest real peaks)."""
     unknown = [e for e in params.emotions if e not in labels]
     if unknown:
         raise ValueError(f"unknown emotion {unknown[0]!r}; this model's emotions: {', '.join(labels)}")
@@ -47,20 +67,27 @@ def plan_key_frames(
     else:
         ranked = sorted((m, e) for e, m in means.items() if m is not None)
         chosen = [e for _, e in reversed(ranked)][: params.top_emotions]
-    seen = ~np.isnan(raw).all(axis=1) if len(raw) else np.zeros(0, dtype=bool)
     plan: dict[int, list[str]] = {}
     for emotion in chosen:
         j = list(labels).index(emotion)
-        column = np.where(seen, smoothed[:, j], np.nan)
-        values = np.nan_to_num(np.where(seen, raw[:, j], np.nan), nan=-1.0)
+        values = np.nan_to_num(raw[:, j], nan=-1.0)
+        seen = ~np.isnan(raw).all(axis=1)
         picked: list[int] = []
-        for index in np.argsort(-np.nan_to_num(column, nan=-1.0), kind="stable"):
-            if len(picked) == params.top_moments or not column[index] >= params.floor:
+        for peak in emotion_peaks(times, raw, smoothed, j, prominence):
+            if len(picked) == params.top_moments or not peak.value >= params.floor:
                 break
-            near = np.flatnonzero(np.abs(times - times[index]) <= window_s / 2 + 1e-9)
-            best = int(near[np.argmax(values[near])])
+            near = np.flatnonzero((np.abs(times - times[peak.index]) <= window_s / 2 + 1e-9) & seen)
+            best = int(near[np.argmax(values[near])]) if len(near) else peak.index
             if best not in picked and all(abs(times[best] - times[p]) >= params.min_gap_s for p in picked):
                 picked.append(best)
         for index in picked:
             plan.setdefault(index, []).append(emotion)
     return {index: tuple(plan[index]) for index in sorted(plan)}
+
+
+def key_frame_scoring(ad_params: dict[str, object]) -> dict[str, float]:
+    """The peak settings an ad was indexed with (its stored parameters), as keyword arguments for
+    `plan_key_frames` beyond the window: the prominence (the default for ads that predate it)."""
+    index = ad_params.get("index", {}) if isinstance(ad_params, dict) else {}
+    scoring = index.get("scoring", {}) if isinstance(index, dict) else {}
+    return {"prominence": float(scoring.get("prominence", ScoringParams().prominence))}

@@ -4,6 +4,11 @@ A model has a name, a version (part of every cache key), its emotion labels, and
 `analyse(frames) -> FrameScores`: one row of probabilities per frame. Frames are RGB uint8 arrays
 (H×W×3). A model that looks at faces returns a NaN row for a frame with no face, so "nothing to
 score" stays distinct from "scored zero", and says where the faces were.
+
+Frames are often scaled down before they reach a model (the indexer's `max_side`).
+`analyse_scaled(frames, scales)` tells the model how many pixels of the original, upright
+frame one pixel of each frame spans, for models with rules in original pixels (the face model's
+minimum face size); the default ignores it and calls `analyse`.
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ class FrameScores:
     """Face models: per frame a (k, 5) array of x1, y1, x2, y2, confidence in frame pixels,
     largest face first. None for models that score the whole frame."""
 
+    face_px: np.ndarray | None = None
+    """Face models: (N,) float64, the scored face's size (the shorter side of its box) in
+    original-frame pixels; NaN where no face is scored. None for models that score the whole frame."""
+
     @property
     def face_counts(self) -> np.ndarray | None:
+        """(N,) faces per frame (those that passed the model's rules), or None."""
         if self.faces is None:
             return None
         return np.array([len(boxes) for boxes in self.faces], dtype=np.int32)
@@ -40,7 +50,8 @@ class ExplainInput:
     """What an explainer perturbs for one frame, and the prediction function over it."""
 
     image: np.ndarray
-    """RGB uint8: the part of the frame the model's score depends on, possibly rescaled."""
+    """H×W×3 uint8: the part of the frame the model's score depends on, as the model reads it
+    (the face model: its grey crop, repeated in the three channels), possibly enlarged."""
     predict: Callable[[np.ndarray], np.ndarray]
     """(N, h, w, 3) uint8 images like `image` → (N, L) probabilities."""
     region: tuple[int, int, int, int]
@@ -57,6 +68,13 @@ class EmotionModel(ABC):
     @abstractmethod
     def analyse(self, frames: Sequence[np.ndarray]) -> FrameScores:
         """Score a batch of RGB uint8 frames."""
+
+    def analyse_scaled(self, frames: Sequence[np.ndarray], scales: Sequence[float]) -> FrameScores:
+        """`analyse` for frames scaled from their original: `scales[i]` is how many original
+        (upright) pixels one pixel of `frames[i]` spans (1.0 at full size, 1.5 for 1920 px shown
+        at 1280). Models whose rules are in original pixels override this; the default scores the
+        frames as given."""
+        return self.analyse(frames)
 
     def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """(N, L) probabilities; NaN rows where the model found nothing to score."""

@@ -5,10 +5,13 @@ Contract
 * `MTCNN.from_files(pnet, rnet, onet, *, min_face_size=40, thresholds=(0.6, 0.7, 0.7),
   scale_factor=0.709)` loads the three pretrained state dicts shipped in the
   `facenet-pytorch==2.6.0` wheel (plain state dicts, `weights_only=True`, strict key match).
-* `MTCNN.detect(images)` takes RGB uint8 H×W×3 arrays (sizes may differ within a call) and returns,
-  per image, a float32 array (k, 5) of `x1, y1, x2, y2, confidence` in image pixels, sorted largest
-  face first; `(0, 5)` when there is none. Coordinates are pixel *edges* (a box covering pixel
-  columns 10..19 is x1=10, x2=20), clipped to the image.
+* `MTCNN.detect(images, min_face_size=None)` takes RGB uint8 H×W×3 arrays (sizes may differ
+  within a call) and returns, per image, a float32 array (k, 5) of `x1, y1, x2, y2, confidence`
+  in image pixels, sorted largest face first; `(0, 5)` when there is none. Coordinates are pixel *edges* (a box covering pixel
+  columns 10..19 is x1=10, x2=20), clipped to the image. `min_face_size` (≥ 12, may be
+  fractional) overrides the detector's own for that call: where the pyramid starts. It is a
+  search setting, not a filter: box regression can return boxes somewhat smaller than it (a
+  32 px start found 25×30 px faces), so a caller with a size rule applies it to the boxes.
 * `MTCNN.detect_with_landmarks(images)` returns `Detections`: the same boxes plus five landmarks per
   face, (k, 5, 2) x/y: left eye, right eye, nose, left and right mouth corner, as seen in the image.
 * Batched: P-Net runs over all same-size images of a pyramid scale together; R-Net and O-Net run
@@ -374,12 +377,19 @@ class MTCNN:
 
     # -- public API -------------------------------------------------------------------------------
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Per image a float32 (k, 5) array x1, y1, x2, y2, confidence, largest face first."""
-        return [found.boxes for found in self.detect_with_landmarks(images)]
+    def detect(self, images: Sequence[np.ndarray], min_face_size: float | None = None) -> list[np.ndarray]:
+        """Per image a float32 (k, 5) array x1, y1, x2, y2, confidence, largest face first.
 
-    def detect_with_landmarks(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        `min_face_size` (pixels, ≥ 12) replaces the detector's own for this call: where the
+        pyramid starts, not a filter on the boxes.
+        """
+        return [found.boxes for found in self.detect_with_landmarks(images, min_face_size)]
+
+    def detect_with_landmarks(self, images: Sequence[np.ndarray],
+                              min_face_size: float | None = None) -> list[Detections]:
         """Boxes as `detect`, plus five landmarks per face."""
+        if min_face_size is not None and not min_face_size >= 12:
+            raise ValueError("min_face_size must be at least 12 px (P-Net's window)")
         for i, image in enumerate(images):
             if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
                     and image.shape[2] == 3 and image.shape[0] > 0 and image.shape[1] > 0):
@@ -387,11 +397,11 @@ class MTCNN:
         if len(images) == 0:
             return []
         with torch.inference_mode():
-            return self._detect(images)
+            return self._detect(images, self.min_face_size if min_face_size is None else float(min_face_size))
 
-    def scales(self, height: int, width: int) -> list[float]:
+    def scales(self, height: int, width: int, min_face_size: float | None = None) -> list[float]:
         """The pyramid: 12/min_face_size first, shrinking by scale_factor while the short side ≥ 12 px."""
-        first = 12.0 / self.min_face_size
+        first = 12.0 / (self.min_face_size if min_face_size is None else min_face_size)
         side = min(height, width) * first
         out: list[float] = []
         while side >= 12.0:
@@ -401,16 +411,16 @@ class MTCNN:
 
     # -- the cascade ------------------------------------------------------------------------------
 
-    def _detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+    def _detect(self, images: Sequence[np.ndarray], min_face_size: float) -> list[Detections]:
         sampler = _CropSampler(images)
-        proposed = self._stage_pnet(images)
+        proposed = self._stage_pnet(images, min_face_size)
         refined = self._stage_rnet(sampler, proposed)
         boxes, scores, image, points = self._stage_onet(sampler, refined)
         log.debug("mtcnn: %d frames, %d P-Net proposals, %d after R-Net, %d faces",
                   len(images), len(proposed), len(refined), len(boxes))
         return self._collect(images, boxes, scores, image, points)
 
-    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
+    def _stage_pnet(self, images: Sequence[np.ndarray], min_face_size: float) -> _Candidates:
         """Candidate squares from P-Net over the pyramid of every image."""
         # Same-size images share one tensor, so P-Net runs once per scale over all of them (or
         # over as many as fit _PNET_CALL_PIXELS: see there).
@@ -424,7 +434,7 @@ class MTCNN:
             # (N, 3, H, W) view of the NHWC bytes: channels-last uint8, which torch resizes fast
             pixels = torch.from_numpy(stacked).permute(0, 3, 1, 2)
             call_index = torch.as_tensor(members, dtype=torch.int64)
-            for scale in self.scales(height, width):
+            for scale in self.scales(height, width, min_face_size):
                 size = (math.ceil(height * scale), math.ceil(width * scale))
                 per_call = max(1, _PNET_CALL_PIXELS // (size[0] * size[1]))
                 for start in range(0, len(members), per_call):
