@@ -46,7 +46,6 @@ import argparse
 import copy
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,13 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime_image draws a progress bar it offers no switch for
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import media  # noqa: E402
+from emocore.devtools import media  # noqa: E402
 from emocore.explain import ExplainParams  # noqa: E402
 from emocore.explain.attribution import deletion_checks, explain_lime, explain_shap, segment  # noqa: E402
 from emocore.indexer import index_folder  # noqa: E402

@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
+import torch
+
+from emocore.devtools import media
+from emocore.indexer import IndexParams, index_folder
+from emocore.models import load_model
+from emocore.shots import ShotDetector
+from emocore.video import open_video
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import av  # noqa: E402
-import torch  # noqa: E402
-
-import media  # noqa: E402
-from emocore.indexer import IndexParams, index_folder  # noqa: E402
-from emocore.models import load_model  # noqa: E402
-from emocore.shots import ShotDetector  # noqa: E402
-from emocore.video import open_video  # noqa: E402
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:

@@ -37,10 +37,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+import synthetic_cache  # beside this script: Python puts the script's folder on the path
 
-import synthetic_cache  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_ROOT = ROOT / "cache" / "bench" / "synthetic-figures-100k"
 GOAL_NORMS_S = 2.0

@@ -25,18 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+import torch
+
+import emocore.training
+from emocore.features import make_encoder, video_features
+from emocore.labels import LabelledVideo as Video
+from emocore.labels import LabelSet
+from emocore.training import TrainParams, train
+from emocore.video import find_videos, open_video
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import emocore.training  # noqa: E402
-from emocore.features import make_encoder, video_features  # noqa: E402
-from emocore.labels import LabelledVideo as Video  # noqa: E402
-from emocore.labels import LabelSet  # noqa: E402
-from emocore.training import TrainParams, train  # noqa: E402
-from emocore.video import find_videos, open_video  # noqa: E402
 
 
 def Labels(videos: tuple[Video, ...], emotions: tuple[str, ...] = ("funny", "exciting")) -> LabelSet:  # noqa: N802

@@ -31,20 +31,17 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+from emocore.scoring import smooth, summarise
+from emocore.store import ADS_INSERT_COLUMNS, SCHEMA_VERSION, DB_NAME, NewAd, Store, Timeline, ads_row
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from emocore.scoring import smooth, summarise  # noqa: E402
-from emocore.store import ADS_INSERT_COLUMNS, SCHEMA_VERSION, DB_NAME, NewAd, Store, Timeline, ads_row  # noqa: E402
 
 DEFAULT_ROOT = ROOT / "cache" / "bench" / "synthetic-10k"
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

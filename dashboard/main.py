@@ -1,22 +1,20 @@
 """The dashboard's router: `streamlit run dashboard/main.py [-- --cache DIR]`.
 
-Streamlit puts only `dashboard/` on sys.path, so the project root is added here to make `emocore`
-importable. The dashboard reads the cache; it never indexes, and loads a model only when a user
-asks for a new explanation on the Ad page.
+Streamlit puts only `dashboard/` on sys.path (so the pages import `loaders` and `widgets` by name);
+`emocore` is imported from the installed package (`pip install -e .`). The dashboard reads the
+cache; it never indexes, and loads a model only when a user asks for a new explanation on the Ad page.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import importlib.util
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 st.set_page_config(page_title="emocore: emotions in video ads", page_icon=":material/movie:", layout="wide")
+if importlib.util.find_spec("emocore") is None:
+    st.error("emocore is not installed in this Python: run `pip install -e .` in the project's folder.")
+    st.stop()
 page = st.navigation([
     st.Page("views/library.py", title="Library", icon=":material/video_library:", default=True),
     st.Page("views/ad.py", title="Ad", icon=":material/movie:", url_path="ad"),

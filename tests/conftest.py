@@ -6,20 +6,20 @@ clips land in `cache/demo-ads/` (or `$EMOCORE_DEMO_DIR`), the weights in `emocor
 
 Tests marked `slow` (real model over many clips, subprocesses, a browser) are off by default and
 run with `--slow`, as the README's test command and CI do.
+
+`emocore` and `cli` are imported from the installed project (`pip install -e .`, README), never
+through a path added here; the builders of synthetic clips are `emocore.devtools.media`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # so a bare `pytest` imports emocore and cli like `python -m pytest`
-    sys.path.insert(0, str(ROOT))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import media
 from cli import app
+from emocore.devtools import media
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import media
+from emocore.devtools import media
 from emocore.models import load_model
 from emocore.models.clip import ClipEncoder, ClipModel, ClipWeightsInvalid, ClipWeightsMissing
 

@@ -351,15 +351,33 @@ def test_empty_state_gives_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path
         assert "python cli.py" in at.info[0].value
 
 
-def test_emocore_imports_with_only_the_dashboard_on_the_path(tmp_path: Path) -> None:
-    """`streamlit run dashboard/main.py` puts only dashboard/ on sys.path; main.py must cope."""
+def test_emocore_comes_from_the_installed_package_with_only_the_dashboard_on_the_path(tmp_path: Path) -> None:
+    """`streamlit run dashboard/main.py` puts only dashboard/ on sys.path: the pages import emocore from the
+    installed project (`pip install -e .`), and main.py adds nothing to the path."""
     code = (
-        "import runpy, sys\n"
+        "import importlib.metadata, runpy, sys\n"
         f"sys.path = [{str(ROOT / 'dashboard')!r}] + [p for p in sys.path if p and 'site-packages' in p or 'lib/python' in p]\n"
+        f"assert {str(ROOT)!r} not in sys.path\n"
+        "before = list(sys.path)\n"
         f"runpy.run_path({MAIN!r}, run_name='__main__')\n"
-        "import emocore.store\n"
+        "assert sys.path == before, sys.path\n"
+        "import emocore, emocore.store\n"
+        "assert importlib.metadata.version('emocore') == emocore.__version__\n"
         "print(emocore.store.__file__)\n"
     )
     done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("emocore/store.py")
+    assert done.returncode == 0, f"is emocore installed (`pip install -e .`)? {done.stderr}"
+    assert Path(done.stdout.strip().splitlines()[-1]) == ROOT / "emocore" / "store.py"
+
+
+def test_without_the_installed_package_the_dashboard_says_what_to_run(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "emocore" else find_spec(name, *a))
+    at = _app(monkeypatch, tmp_path)
+    assert not at.exception
+    assert [e.value for e in at.error] == ["emocore is not installed in this Python: run `pip install -e .` in the "
+                                           "project's folder."]
+    assert not at.dataframe

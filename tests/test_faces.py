@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-import media
+from emocore.devtools import media
 from emocore import queries
 from emocore.indexer import IndexParams, index_folder
 from emocore.models.fer import FaceEmotionModel, face_sizes

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import media
 from processes import kill_9_when
+from emocore.devtools import media
 from emocore.errors import FolderNotFound
 from emocore.indexer import IndexParams, index_folder
 from emocore.models.base import EmotionModel, FrameScores

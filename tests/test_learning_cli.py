@@ -13,9 +13,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from typer.testing import CliRunner
 
-import media
 from cli import app
 from emocore.indexer import content_hash
+from emocore.devtools import media
 from emocore.store import Store
 from emocore.training import load_checkpoint, predict_videos, save_checkpoint
 

@@ -1,4 +1,4 @@
-"""Checks that every generator in tests/media.py produces what its docstring claims.
+"""Checks that every generator in emocore/devtools/media.py produces what its docstring claims.
 
 Only PyAV (plus numpy) is used to inspect the files.  The whole module runs in a
 few seconds; face_clip_720p is exercised with a 2 s duration only.
@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-import media
+from emocore.devtools import media
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 200, 30)
 COLOR_TOL = 12.0  # per-channel RGB tolerance on frame means after yuv420p round trip

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import media
+from emocore.devtools import media
 from emocore.shots import ShotDetector
 from emocore.video import open_video
 

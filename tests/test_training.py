@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import emocore.features as features_module
-import media
+from emocore.devtools import media
 from emocore.labels import LabelledVideo as Video
 from emocore.labels import LabelSet
 from emocore.errors import UnknownModel, VideoError

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import media
+from emocore.devtools import media
 from emocore.errors import VideoError
 from emocore.video import find_videos, open_video
 

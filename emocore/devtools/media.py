@@ -51,12 +51,15 @@ import numpy as np
 PathLike = str | os.PathLike[str]
 RGB = tuple[int, int, int]
 
-# Where face_clip_720p looks for real footage when ``sources`` is not given:
-# from each group, the first candidate that exists is used (groups in order).
-_REPO = Path(__file__).resolve().parent.parent
-DEFAULT_FACE_SOURCES: tuple[tuple[Path, ...], ...] = (
-    (_REPO / "cache" / "demo-ads" / "Megamind.avi",),
-    (_REPO / "cache" / "demo-ads" / "carphone.mp4",),
+# Where face_clip_720p looks for real footage when ``sources`` is not given: the demo ads that
+# `python cli.py setup` fetched, in ``$EMOCORE_DEMO_DIR`` if set, else in ``cache/demo-ads/`` under the
+# current folder (where the CLI puts them). From each group, the first candidate that exists is used
+# (groups in order).
+_DEMO_DIRS: tuple[Path, ...] = tuple(
+    Path(d) for d in (os.environ.get("EMOCORE_DEMO_DIR"), os.path.join("cache", "demo-ads")) if d
+)
+DEFAULT_FACE_SOURCES: tuple[tuple[Path, ...], ...] = tuple(
+    tuple(d / name for d in _DEMO_DIRS) for name in ("Megamind.avi", "carphone.mp4")
 )
 
 
@@ -569,7 +572,7 @@ def face_clip_720p(
         return p
     srcs = [Path(s) for s in sources] if sources is not None else _default_face_sources()
     if not srcs:
-        raise FileNotFoundError("no source footage found; pass sources=[...]")
+        raise FileNotFoundError("no source footage found: run `python cli.py setup` or pass sources=[...]")
     for s in srcs:
         if not s.is_file():
             raise FileNotFoundError(s)
