@@ -65,3 +65,7 @@ class ClipWeightsMissing(WeightsMissing):
 
 class ClipWeightsInvalid(EmocoreError):
     """A CLIP checkpoint file cannot be read or does not fit the architecture."""
+
+
+class AudioError(EmocoreError):
+    """A soundtrack could not be decoded: damaged beyond use, an unsupported codec, or no decodable sound."""
