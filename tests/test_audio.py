@@ -159,7 +159,7 @@ def test_a_tone_lights_the_band_holding_its_frequency() -> None:
 
 
 def _top(model, waveform: np.ndarray, k: int = 10) -> list[str]:
-    return [name for name, _ in model.scores(waveform).top(k)]
+    return [c.name for c in model.scores(waveform).top(k)]
 
 
 def test_quantisation_comes_from_the_graph(audio_model) -> None:
@@ -194,7 +194,7 @@ def test_real_laughter_reads_laughter(audio_model, laughs: list[Path]) -> None:
         assert "Laughter" in _top(audio_model, audio_media.read_pcm(laugh), k=3), laugh.name
     joined = np.concatenate([audio_media.read_pcm(p) for p in laughs])
     scores = audio_model.scores(joined)
-    assert scores.top(1)[0][0] == "Laughter"
+    assert scores.top(1)[0].name == "Laughter"
     assert scores.column("Laughter").max() > 0.0  # more likely than not in its best patch
 
 
@@ -293,7 +293,7 @@ def test_pure_silence_decodes_to_silence(tmp_path: Path, audio_model) -> None:
     track = decode_audio(clip)
     assert isinstance(track, AudioTrack) and track.peak == 0.0
     assert track.duration_s == pytest.approx(2.0, abs=0.03)
-    assert audio_model.scores(track.samples).top(1)[0][0] == "Silence"
+    assert audio_model.scores(track.samples).top(1)[0].name == "Silence"
 
 
 def test_no_audio_track_is_no_audio_not_zeros(tmp_path: Path) -> None:
@@ -375,10 +375,21 @@ def test_a_failing_soundtrack_never_stops_the_video_pass(tone_clip: Path, tmp_pa
     assert pictures == 20
 
 
-def test_frame_timestamps_without_pts_still_decode(tmp_path: Path) -> None:
-    """A WAV (PCM, no real packets timing) decodes sample-exact."""
+def test_a_16khz_pcm_wav_decodes_sample_exact(tmp_path: Path) -> None:
     clip = audio_media.audio_file(tmp_path / "t.wav", audio_media.tone(1.0, 16000)[None], rate=16000, codec="pcm_s16le")
     track = decode_audio(clip)
     assert isinstance(track, AudioTrack) and track.samples.size == 16000
     np.testing.assert_allclose(track.samples, audio_media.tone(1.0, 16000), atol=1 / 16384)
 
+
+
+def test_the_demo_ads_soundtracks(audio_model, megamind: Path, bunny: Path, carphone: Path) -> None:
+    """Real ads: Megamind's AC-3 stereo dialogue, Big Buck Bunny's AAC 5.1 score, carphone's silence of no track."""
+    dialogue = decode_audio(megamind)
+    assert isinstance(dialogue, AudioTrack) and dialogue.codec == "ac3"
+    assert dialogue.duration_s == pytest.approx(11.23, abs=0.1)
+    assert audio_model.scores(dialogue.samples).top(1)[0].name == "Speech"
+    score = decode_audio(bunny)
+    assert isinstance(score, AudioTrack) and score.source_channels == 6 and score.source_layout == "5.1"
+    assert audio_model.scores(score.samples).top(1)[0].name == "Music"
+    assert isinstance(decode_audio(carphone), NoAudio)

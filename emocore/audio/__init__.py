@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from emocore.audio.decode import AudioDecoder, AudioTrack, NoAudio, audio_decoder, decode_audio
 from emocore.audio.frontend import LogMelPatches, log_mel_patches
-from emocore.audio.yamnet import AudioModel, AudioScores, PatchScores, load_audio_model
+from emocore.audio.yamnet import AudioModel, AudioScores, ClassScore, PatchScores, load_audio_model
 
-__all__ = ["AudioDecoder", "AudioModel", "AudioScores", "AudioTrack", "LogMelPatches", "NoAudio", "PatchScores",
+__all__ = ["AudioDecoder", "AudioModel", "AudioScores", "AudioTrack", "ClassScore", "LogMelPatches", "NoAudio", "PatchScores",
            "audio_decoder", "decode_audio", "load_audio_model", "log_mel_patches"]

@@ -170,10 +170,9 @@ class AudioDecoder:
             if frame is None:
                 return []
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        frame_or_flush = frame
         if frame is not None:
-            frame.pts = None  # resample by order, not by timestamps: gaps are filled above
-        return self._resampler.resample(frame_or_flush)
+            frame.pts = None  # resample by order, not by timestamps: gaps are filled in _take
+        return self._resampler.resample(frame)
 
     def _append(self, frames: list[av.AudioFrame]) -> None:
         for out in frames:

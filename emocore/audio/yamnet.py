@@ -2,7 +2,7 @@
 
     with load_audio_model() as model:
         scores = model.scores(waveform_16k)          # AudioScores, one row per 0.96 s patch
-        scores.top(5)                                # [(class name, mean logit), ...]
+        scores.top(5)                                # [ClassScore(name, probability, logit), ...]
         scores.column("Laughter")                    # that class's logit per patch
         model.score_patches(patches)                 # logits of log-mel patches you built or edited
 
@@ -29,12 +29,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emocore.assets import AUDIO_DIR, YAMNET_ZIP_FILES, audio_weight_file
 from emocore.audio.frontend import MEL_BANDS, PATCH_FRAMES, PATCH_SPAN_SECONDS, LogMelPatches, log_mel_patches
 from emocore.errors import WeightsMissing
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger("emocore")
 
@@ -64,6 +68,15 @@ class Quantisation:
     def dequantise(self, scores: np.ndarray) -> np.ndarray:
         """The graph's uint8 class scores to float32 logits."""
         return (np.float32(self.output_scale) * (scores.astype(np.float32) - self.output_zero_point)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One AudioSet class over a clip: its mean probability and mean logit over the patches."""
+
+    name: str
+    probability: float
+    logit: float
 
 
 @dataclass(frozen=True)
@@ -104,15 +117,15 @@ class AudioScores:
         """[n] logits of one class, by its AudioSet display name."""
         return self.logits[:, class_index(self.class_names, class_name)]
 
-    def top(self, k: int = 10) -> list[tuple[str, float]]:
-        """The k classes with the highest mean probability over the patches, with their mean logit.
+    def top(self, k: int = 10) -> list[ClassScore]:
+        """The k classes with the highest mean probability over the patches, best first.
 
         Ranked as YAMNet's own test ranks a clip (the mean of the per-patch predictions).
         """
         mean_p = self.probabilities.mean(axis=0)
         order = np.argsort(-mean_p, kind="stable")[:k]
         mean_logit = self.logits.mean(axis=0)
-        return [(self.class_names[i], float(mean_logit[i])) for i in order]
+        return [ClassScore(self.class_names[i], float(mean_p[i]), float(mean_logit[i])) for i in order]
 
 
 def class_index(class_names: tuple[str, ...], class_name: str) -> int:
@@ -272,13 +285,13 @@ class AudioModel:
         options.log_severity_level = 3
         options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                          str(onnx_path.parent))
-        self._session: object | None = ort.InferenceSession(
+        self._session: onnxruntime.InferenceSession | None = ort.InferenceSession(
             with_extra_output(model, EMBEDDING_NODE), options, providers=["CPUExecutionProvider"])
-        inputs = self._session.get_inputs()  # type: ignore[attr-defined]
+        inputs = self._session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape) != [1, 1, PATCH_FRAMES, MEL_BANDS]:
             raise WeightsMissing(f"{onnx_path} is not the expected YAMNet graph: run `python cli.py setup --force`")
         self._input_name = inputs[0].name
-        self._outputs = [o.name for o in self._session.get_outputs()]  # type: ignore[attr-defined]
+        self._outputs = [o.name for o in self._session.get_outputs()]
         if len(self.class_names) != 521:
             raise WeightsMissing(f"{AUDIO_DIR}/yamnet_class_map.csv lists {len(self.class_names)} classes, not 521")
         log.debug("audio model %s %s loaded from %s", NAME, VERSION, onnx_path.parent)
@@ -310,7 +323,7 @@ class AudioModel:
         feed = {self._input_name: buffer}
         for i in range(count):
             buffer[0, 0] = quantised[i]
-            scores, embedding = session.run(self._outputs, feed)  # type: ignore[attr-defined]
+            scores, embedding = session.run(self._outputs, feed)
             raw[i] = scores[0]
             embeddings[i] = embedding.reshape(-1)
         return PatchScores(logits=self.quantisation.dequantise(raw), embeddings=embeddings)
@@ -349,5 +362,5 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
-__all__ = ["EMBEDDING_SIZE", "NAME", "VERSION", "AudioModel", "AudioScores", "PatchScores", "Quantisation", "class_index",
+__all__ = ["EMBEDDING_SIZE", "NAME", "VERSION", "AudioModel", "AudioScores", "ClassScore", "PatchScores", "Quantisation", "class_index",
            "load_audio_model", "read_class_names", "scalar_initializers", "sigmoid", "with_extra_output"]
