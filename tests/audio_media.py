@@ -11,7 +11,8 @@ Real recordings (never committed; extracted from Debian packages with `apt-get d
 
 | name | package | licence |
 |---|---|---|
-| laugh_mobster.ogg, laugh_surfer.ogg, laugh_default.ogg | hedgewars-data 1.0.2-6 (voices/*/Laugh.ogg) | GFDL-1.3 |
+| laugh_mobster.ogg, laugh_surfer.ogg, laugh_default.ogg | hedgewars-data 1.0.2-6 (Data/Sounds/voices/*/Laugh.ogg) | GFDL-1.3 |
+| hedgewars_main_theme.ogg (upbeat), hedgewars_nature.ogg (calm) | hedgewars-data 1.0.2-6 (Data/Music/) | GPL-2 |
 | applause.wav | foobillardplus-data 3.43~svn170+dfsg-7 (data/applause.wav) | GPL-2 |
 """
 
@@ -48,6 +49,10 @@ RECORDINGS = {
                                   "aecf037beac99782fbf2b33921e54eaf019a6a2f891d972a1b713f590a450262"),
     "laugh_default.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Default/Laugh.ogg",
                                    "ee514fe4ec07362a4bd9939e652aa6a8fd2a488cb10d9f91d13e9f4f990e7f96"),
+    "hedgewars_main_theme.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/main_theme.ogg",
+                                          "d40f34b05d89300fc44075e48c6885ad85e86a4bcadf4213a610225c661587b5"),
+    "hedgewars_nature.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/Nature.ogg",
+                                      "289fdc26fbe6dd0371b877d648a685ad57733ad8fe2e661d9ed80229cb6318f3"),
     "applause.wav": Recording("foobillardplus-data=3.43~svn170+dfsg-7",
                               "./usr/share/games/foobillardplus/data/applause.wav",
                               "ab3618a3aeb9c88a61e85d4d35676406d6cc5796e41423f91495afe30aeaa951"),
@@ -201,6 +206,23 @@ def video_only(path: Path | str, seconds: float = 1.0, size: tuple[int, int] = (
             frame.pts, frame.time_base = i, Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    return p
+
+
+def empty_audio_track(path: Path | str, size: tuple[int, int] = (64, 48), fps: int = 10) -> Path:
+    """A Matroska file with 1 s of grey H.264 video and a declared AAC stereo stream holding no packet."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(p), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        audio = container.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(fps):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 128, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        container.mux(audio.encode(None))
     return p
 
 

@@ -58,6 +58,16 @@ def applause() -> Path:
 
 
 @pytest.fixture(scope="session")
+def music() -> dict[str, np.ndarray]:
+    """30 s of an upbeat and of a calm game theme at 16 kHz (hedgewars-data Data/Music: main_theme.ogg
+    70–100 s, Nature.ogg 64–94 s; GPL-2)."""
+    return {
+        "upbeat": audio_media.read_pcm(_recording("hedgewars_main_theme.ogg"))[70 * RATE:100 * RATE],
+        "calm": audio_media.read_pcm(_recording("hedgewars_nature.ogg"))[64 * RATE:94 * RATE],
+    }
+
+
+@pytest.fixture(scope="session")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 5 s of English speech synthesised by espeak-ng (a WAV, 22.05 kHz mono)."""
     if shutil.which("espeak-ng") is None:
@@ -210,6 +220,17 @@ def test_synthesised_speech_reads_speech_not_laughter(audio_model, speech: Path)
     assert scores.column("Laughter").max() < scores.column("Speech").min()
 
 
+def test_music_mood_reads_by_contrast(audio_model, music: dict[str, np.ndarray]) -> None:
+    """Mood classes never score high in absolute terms; their contrast tells an upbeat theme from a calm one."""
+    classes = ("Exciting music", "Sad music", "Tender music", "Music")
+    scores = {name: audio_model.scores(waveform) for name, waveform in music.items()}
+    mood = {name: {c: float(s.column(c).mean()) for c in classes} for name, s in scores.items()}
+    assert mood["upbeat"]["Music"] > 0 and mood["calm"]["Music"] > 0
+    assert mood["upbeat"]["Exciting music"] > mood["upbeat"]["Sad music"] + 4
+    assert mood["calm"]["Tender music"] > mood["calm"]["Exciting music"] + 2
+    assert mood["upbeat"]["Exciting music"] > mood["calm"]["Exciting music"] + 2
+
+
 def test_embeddings_are_the_classifiers_input(audio_model, speech: Path, applause: Path) -> None:
     a = audio_model.scores(audio_media.read_pcm(speech)).embeddings
     b = audio_model.scores(audio_media.read_pcm(applause)).embeddings
@@ -331,8 +352,9 @@ def test_unusable_tracks_fail_with_one_line(tone_clip: Path, tmp_path: Path) -> 
     wrecked = audio_media.damaged_audio_copy(tone_clip, tmp_path / "wrecked.mp4", span=(0.0, 1.0))
     text = tmp_path / "text.mp4"
     text.write_text("not a video\n" * 10)
+    empty = audio_media.empty_audio_track(tmp_path / "empty.mkv")
     for path, words in ((wrecked, "damaged audio packets"), (text, "not a readable media file"),
-                        (tmp_path / "gone.mp4", "does not exist")):
+                        (tmp_path / "gone.mp4", "does not exist"), (empty, "the audio track holds no sound")):
         with pytest.raises(AudioError) as caught:
             decode_audio(path)
         assert words in str(caught.value) and "\n" not in str(caught.value)
