@@ -139,12 +139,14 @@ def audio_file(
     codec: str = "aac",
     video: tuple[int, int, int] | None = None,
     bitrate: int | None = None,
+    offset_s: float = 0.0,
 ) -> Path:
     """A file holding `channels` ([c, n] float32 in [-1, 1], c matching `layout`) as one audio stream.
 
     `codec`: "aac", "libopus", "pcm_s16le", … (the container comes from the file name: .mp4,
     .mkv, .wav). `video=(width, height, fps)` adds a grey H.264 video stream covering the same
-    duration, muxed before the audio (interleaved as a real ad is).
+    duration, muxed before the audio (interleaved as a real ad is). `offset_s` starts the audio
+    stream that late on the file's timeline (its first timestamp), the video still at 0.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,8 @@ def audio_file(
             if not planar:
                 array = array.T.reshape(1, -1)
             aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(array), format=fmt, layout=layout)
-            aframe.sample_rate, aframe.pts, aframe.time_base = rate, sent, Fraction(1, rate)
+            aframe.sample_rate, aframe.time_base = rate, Fraction(1, rate)
+            aframe.pts = sent + round(offset_s * rate)
             container.mux(astream.encode(aframe))
             sent += block.shape[1]
         container.mux(astream.encode(None))

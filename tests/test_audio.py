@@ -231,6 +231,37 @@ def test_music_mood_reads_by_contrast(audio_model, music: dict[str, np.ndarray])
     assert mood["upbeat"]["Exciting music"] > mood["calm"]["Exciting music"] + 2
 
 
+def test_laughter_in_an_ad_is_found_at_its_time(audio_model, laughs: list[Path], tmp_path: Path) -> None:
+    """Three real laughs (4.1 s) muxed at 3.0 s into 10 s of a 48 kHz stereo ad: the Laughter column
+    of the patches reading them is high, and silent everywhere else."""
+    laugh = np.concatenate([audio_media.read_pcm(p, rate=48000) for p in laughs])
+    sound = np.zeros(10 * 48000, np.float32)
+    sound[3 * 48000:3 * 48000 + laugh.size] = laugh
+    ad = audio_media.audio_file(tmp_path / "ad.mp4", np.stack([sound, sound]), rate=48000, layout="stereo",
+                                video=(64, 48, 10))
+    track = decode_audio(ad)
+    assert isinstance(track, AudioTrack)
+    scores = audio_model.scores(track.samples)
+    laughter = scores.column("Laughter")
+    end = 3.0 + laugh.size / 48000
+    inside = (scores.start_s >= 3.0) & (scores.start_s + frontend.PATCH_SPAN_SECONDS <= end)
+    outside = (scores.start_s + frontend.PATCH_SPAN_SECONDS <= 3.0) | (scores.start_s >= end)
+    assert inside.sum() >= 5 and outside.sum() >= 8
+    assert laughter[inside].max() > 1.0 and np.median(laughter[inside]) > -2.0
+    assert laughter[outside].max() < -20.0
+    peak = scores.center_s[int(laughter.argmax())]
+    assert 3.0 <= peak <= end
+
+
+def test_a_late_audio_stream_says_where_it_starts(tmp_path: Path) -> None:
+    clip = audio_media.audio_file(tmp_path / "late.mp4", audio_media.tone(1.0, 48000)[None], rate=48000,
+                                  video=(64, 48, 10), offset_s=0.5)
+    track = decode_audio(clip)
+    assert isinstance(track, AudioTrack)
+    assert track.start_s == pytest.approx(0.5, abs=0.025)
+    assert track.duration_s == pytest.approx(1.0, abs=0.03)
+
+
 def test_embeddings_are_the_classifiers_input(audio_model, speech: Path, applause: Path) -> None:
     a = audio_model.scores(audio_media.read_pcm(speech)).embeddings
     b = audio_model.scores(audio_media.read_pcm(applause)).embeddings
