@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
+
+from emocore.devtools import audio_media, media
+from emocore.audio.decode import AudioTrack, audio_decoder, decode_audio
+from emocore.audio.frontend import log_mel_patches
+from emocore.audio.yamnet import load_audio_model
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-
-import audio_media  # noqa: E402
-import media  # noqa: E402
-from emocore.audio.decode import AudioTrack, audio_decoder, decode_audio  # noqa: E402
-from emocore.audio.frontend import log_mel_patches  # noqa: E402
-from emocore.audio.yamnet import load_audio_model  # noqa: E402
-
 RATE = 48000
 
 

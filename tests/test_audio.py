@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-import audio_media
+from emocore.devtools import audio_media
 from emocore.audio import frontend
 from emocore.audio.decode import AudioDecoder, AudioTrack, NoAudio, audio_decoder, decode_audio
 from emocore.errors import AudioError
@@ -190,7 +190,7 @@ def test_yamnet_own_test_zeros_read_silence(audio_model) -> None:
 
 
 def test_yamnet_own_test_uniform_noise_reads_white_noise(audio_model) -> None:
-    np.random.seed(51773)  # yamnet_test.py's seed and generator
+    np.random.seed(51773)  # the seed and generator of YAMNet's own test
     noise = np.random.uniform(-1.0, 1.0, (3 * RATE,))
     assert "White noise" in _top(audio_model, noise)
 

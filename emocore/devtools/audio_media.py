@@ -30,7 +30,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ RECORDINGS = {
 
 
 def recordings_dir() -> Path:
-    return Path(os.environ.get("EMOCORE_TEST_AUDIO") or ROOT / "cache" / "test-audio")
+    return Path(os.environ.get("EMOCORE_TEST_AUDIO") or Path("cache") / "test-audio")
 
 
 def _sha256(path: Path) -> str:
