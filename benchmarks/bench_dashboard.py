@@ -222,7 +222,7 @@ def import_costs() -> dict[str, float]:
 
     costs = {}
     for label, modules in (
-        ("emocore.explain.attribution (lime, sklearn, scipy.stats, skimage)", ["emocore.explain.attribution"]),
+        ("emocore.attribution (lime, sklearn, scipy.stats, skimage: imported when used)", ["emocore.attribution"]),
         ("the rest of emocore.queries (emocore.explain, av, ...)", ["emocore.queries"]),
         ("emocore.charts, export, render; loaders, widgets", ["emocore.charts", "emocore.export", "emocore.render",
                                                              "loaders", "widgets"]),

@@ -60,7 +60,7 @@ import torch  # noqa: E402
 
 from emocore.devtools import media  # noqa: E402
 from emocore.explain import ExplainParams  # noqa: E402
-from emocore.explain.attribution import deletion_checks, explain_lime, explain_shap, segment  # noqa: E402
+from emocore.attribution import deletion_checks, explain_lime, explain_shap, segment  # noqa: E402
 from emocore.indexer import index_folder  # noqa: E402
 from emocore.models import load_model  # noqa: E402
 from emocore.models.base import EmotionModel  # noqa: E402
@@ -258,7 +258,7 @@ def index_times(model: EmotionModel, repeat: int) -> tuple[float, float, int]:
         nonlocal explained
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            report = index_folder(folder, cache, model=model, explain=explain, torch_threads=None)
+            report = index_folder(folder, cache, model=model, explain=explain)
             seconds = time.perf_counter() - start
         if report.failed:
             raise SystemExit(f"indexing failed: {report.failed}")
@@ -305,7 +305,7 @@ def demo_face_frames(model: EmotionModel, count: int) -> list[tuple[str, float, 
 
 def stability_rows(model: EmotionModel, params: ExplainParams, count: int) -> list[StabilityRow]:
     """Half-split stability against a true second seed (seed + 1) at the full sample count, per method."""
-    from emocore.explain.attribution import agreement
+    from emocore.attribution import agreement
 
     rows = []
     for clip, time_s, frame, face, label in demo_face_frames(model, count):

@@ -81,7 +81,7 @@ def main() -> None:
     def index_once() -> None:
         with tempfile.TemporaryDirectory() as cache:
             # scores only: explanations are timed by bench_explain.py
-            report = index_folder(clip_dir, cache, model=model, params=params, explain=None, torch_threads=None)
+            report = index_folder(clip_dir, cache, model=model, params=params, explain=None)
             assert report.count("indexed") == 1, report
 
     floor = median_time(lambda: full_decode(clip), args.repeat)

@@ -1,5 +1,9 @@
 """The dashboard's router: `streamlit run dashboard/main.py [-- --cache DIR]`.
 
+Each page is a file under `views/` holding a `render()` function, which runs when the file runs as the
+page (`if __name__ == "__main__": render()`): registering the files keeps each page's URL (`/ad?ad=...`)
+and lets `streamlit.testing` switch to a page by its file. Pages parse widgets and links, call
+`emocore.usecases` through the cached loaders (`loaders`), and draw with the shared widgets (`widgets`).
 Streamlit puts only `dashboard/` on sys.path (so the pages import `loaders` and `widgets` by name);
 `emocore` is imported from the installed package (`pip install -e .`). The dashboard reads the
 cache; it never indexes, and loads a model only when a user asks for a new explanation on the Ad page.

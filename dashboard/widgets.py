@@ -1,9 +1,11 @@
-"""Widget groups the pages share: each `*_ui()` lays out a few widgets and returns what the user chose."""
+"""Widget groups the pages share: each `*_ui()` lays out a few widgets and returns what the user chose;
+plus the small helpers every page uses (link parameters, Markdown escaping, the empty-cache message)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +14,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
-from loaders import NormsChoice, norms_default, norms_wanted, plain, resolve_norms
+from loaders import NormsChoice, norms_default, resolve_norms
 
-from emocore import export
+from emocore import export, usecases
+from emocore.errors import CacheError
+from emocore.trust import TrustFigures, describe
 
 NORMS_SOURCES = ("this cache", "another cache")
 
@@ -95,6 +99,11 @@ def report_ui(title: str, sections: Callable[[], list[export.ReportSection]], fo
             right.caption("PDF needs a browser: `apt-get install chromium`")
 
 
+def norms_wanted() -> str:
+    """The norms folder asked for: the link's `?norms=` ("" = this cache), else `loaders.norms_default()`."""
+    return st.query_params.get("norms", norms_default())
+
+
 def norms_ui(root: Path, key: str) -> NormsChoice:
     """The sidebar's "Norms from" setting: this cache, or another cache folder typed in (from the link's
     `?norms=`, else `--norms DIR`). A folder that cannot serve gets a one-line warning and this cache."""
@@ -119,3 +128,66 @@ def norms_ui(root: Path, key: str) -> NormsChoice:
         st.query_params["norms"] = value
     return choice
 
+
+
+def trust_ui(figures: TrustFigures) -> None:
+    """One attribution's trust figures, in `emocore.trust.describe`'s words (as the CLI and report print them)."""
+    lines = describe(figures)
+    st.markdown("\n".join(f"- {plain(line)}" for line in lines))
+
+
+def open_cache_or_explain(root: Path) -> bool:
+    """True when a cache is there to read; otherwise shows the command that makes one."""
+    try:
+        usecases.check_cache(root)
+    except CacheError as exc:
+        st.info(f"{exc}\n\nTo index the demo ads: `python cli.py demo`; your own: `python cli.py index FOLDER "
+                f"--cache {root}`")
+        return False
+    return True
+
+
+def empty_cache_note(root: Path) -> None:
+    """What to run when the cache holds no ads yet."""
+    st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
+
+
+#: Every page's link parameters: a page drops the other pages' ones silently (they follow a page switch).
+PAGE_PARAMS = {
+    "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page", "evidence", "per", "norms"},
+    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms"},
+    "compare": {"ads", "emotion", "align", "profile", "norms"},
+}
+
+
+def warn_unknown_params(page: str) -> None:
+    """Drop other pages' link parameters; a visible note (not a traceback) for ones no page knows."""
+    known = PAGE_PARAMS[page]
+    everyone = set().union(*PAGE_PARAMS.values())
+    for name in set(st.query_params.keys()) - known:
+        del st.query_params[name]
+        if name not in everyone:
+            st.warning(f"Ignored unknown link parameter: {plain(name)}", icon="⚠️")
+
+
+def param_float(name: str, default: float | None = None) -> float | None:
+    """A numeric query parameter; a malformed one is reported and ignored."""
+    value = st.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        st.warning(f"Link parameter {name}={value!r} is not a number; ignored.")
+        return default
+
+
+def explain_command(path: str, t: float, emotion: str, root: Path) -> str:
+    """The exact CLI command that explains a moment, quoted for a POSIX shell."""
+    return shlex.join(["python", "cli.py", "explain", path, "--at", f"{t:.2f}", "--emotion", emotion,
+                       "--cache", str(root)])
+
+
+def plain(text: str) -> str:
+    """Text safe to put in Markdown: every Markdown/HTML character escaped, shown as typed."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$&" else c for c in str(text))

@@ -36,16 +36,17 @@ _EXPORTS = {
     "ExplainParams": "emocore.explain",
     "explain_ad": "emocore.explain",
     "explain_moment": "emocore.explain",
-    "fetch_weights": "emocore.assets",
+    "fetch_weights": "emocore.provision",
     "fetch_demo_ads": "emocore.assets",
 }
 
 if TYPE_CHECKING:
-    from emocore.assets import fetch_demo_ads, fetch_weights
+    from emocore.assets import fetch_demo_ads
     from emocore.explain import ExplainParams, explain_ad, explain_moment
     from emocore.indexer import IndexParams, index_folder, index_video
     from emocore.models import load_model
     from emocore.models.fer import classify_faces
+    from emocore.provision import fetch_weights
     from emocore.scoring import smooth, summarise
     from emocore.store import Store
     from emocore.video import find_videos, open_video

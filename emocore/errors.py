@@ -75,5 +75,13 @@ class TooFewSamples(ValueError):
     """Too few explanation samples for the number of segments (a bad argument: `--samples`)."""
 
 
+class UnknownExplainer(ValueError):
+    """No explainer is registered under that name (a bad argument: `--method`)."""
+
+
 class AudioError(EmocoreError):
     """A soundtrack could not be decoded: damaged beyond use, an unsupported codec, or no decodable sound."""
+
+
+class ParamsError(EmocoreError):
+    """Parameters read back (an ad's stored index parameters) hold an unknown key or a value of the wrong type."""

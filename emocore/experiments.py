@@ -21,7 +21,6 @@ folds where an emotion's test labels hold one class (ROC-AUC undefined there).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,8 +32,9 @@ from emocore import evaluation
 from emocore.errors import CheckpointError, NothingHeldOut, VideoError
 from emocore.evaluation import CalibrationBin, EmotionMetrics
 from emocore.features import file_hash
+from emocore.files import write_bytes, write_json
 from emocore.labels import LabelledVideo, LabelSet, load_csv, load_pitt
-from emocore.training import TrainParams, load_checkpoint, predict_videos, save_checkpoint, seen_videos, train
+from emocore.training import Checkpoint, TrainParams, load_checkpoint, predict_videos, save_checkpoint, train
 
 Progress = Callable[[str, int, int], None]
 log = logging.getLogger("emocore")
@@ -77,20 +77,20 @@ def train_model(labels: LabelSet, params: TrainParams, *, out: Path, cache_dir: 
     """Train on `labels`, score the validation (model-selection) and test splits, save the checkpoint
     with those metrics."""
     result = train(labels, params, cache_dir=cache_dir, progress=progress)
-    emotions = list(result.checkpoint["labels"])  # type: ignore[arg-type]
+    emotions = list(result.checkpoint.labels)
     val, test = result.validation, result.test
     metrics = evaluation.evaluate(val.labels, val.probabilities, emotions) if len(val.keys) else ()
     tested = evaluation.evaluate(test.labels, test.probabilities, emotions) if len(test.keys) else ()
-    checkpoint = {**result.checkpoint, "metrics": {
+    checkpoint = replace(result.checkpoint, metrics={
         "validation": evaluation.to_json(metrics),
         "validation_is": "model selection: the validation split chose the epoch, so these scores are optimistic",
         "test": evaluation.to_json(tested),
         "validated_on": len(val.keys), "trained_on": len(result.train_keys), "tested_on": len(test.keys),
-    }}
+    })
     save_checkpoint(out, checkpoint)
     return TrainingRun(out, tuple(metrics), len(result.history), result.best_epoch, len(result.train_keys),
                        len(val.keys), tuple((s.key, s.reason) for s in result.skipped),
-                       dict(result.checkpoint["encoder"]), tuple(tested), len(test.keys))  # type: ignore[arg-type]
+                       dict(result.checkpoint.encoder), tuple(tested), len(test.keys))
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _aligned(labels: LabelSet, emotions: Sequence[str]) -> tuple[list[LabelledVi
     return kept, np.array(rows, dtype=np.float64).reshape(len(rows), len(emotions))
 
 
-def _predict(checkpoint: dict[str, object], videos: Sequence[LabelledVideo], cache_dir: Path,
+def _predict(checkpoint: Checkpoint, videos: Sequence[LabelledVideo], cache_dir: Path,
              progress: Progress | None = None) -> tuple[dict[int, np.ndarray], dict[str, str]]:
     """Ad-level probabilities by position in `videos`, and (key → reason) for the unreadable ones.
 
@@ -186,13 +186,13 @@ def evaluate_model(checkpoint_path: Path, labels: LabelSet, *, cache_dir: Path,
     record its videos: CheckpointError (evaluating it could score its own training set).
     """
     checkpoint = load_checkpoint(checkpoint_path)
-    seen = seen_videos(checkpoint)
+    seen = checkpoint.seen_videos
     if seen is None:
         raise CheckpointError(
-            f"{checkpoint_path} was saved by an older emocore (checkpoint format {checkpoint.get('version')}) that "
+            f"{checkpoint_path} was saved by an older emocore (checkpoint format {checkpoint.version}) that "
             "did not record its training videos, so they cannot be left out of an evaluation: retrain it"
         )
-    emotions = tuple(checkpoint["labels"])  # type: ignore[arg-type]
+    emotions = checkpoint.labels
     unknown = [e for e in labels.emotions if e not in emotions]
     if not set(labels.emotions) & set(emotions):
         raise ValueError(f"the labels ({', '.join(labels.emotions)}) share no emotion with the model "
@@ -296,8 +296,8 @@ def save_evaluation(result: EvaluationResult, out_dir: Path) -> list[Path]:
         "skipped_folds": [{"fold": f.fold, "emotion": f.emotion, "videos": f.videos, "positives": f.positives,
                            "reason": f.reason} for f in result.skipped_folds],
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    (out_dir / "metrics.csv").write_bytes(export.table_csv(evaluation.metrics_table(result.metrics)))
+    write_json(out_dir / "metrics.json", summary)
+    write_bytes(out_dir / "metrics.csv", export.table_csv(evaluation.metrics_table(result.metrics)))
     written += [out_dir / "metrics.json", out_dir / "metrics.csv"]
     figures = {f"confusion_{m.emotion}": evaluation.confusion_figure(m) for m in result.metrics}
     figures["calibration"] = evaluation.calibration_figure([list(c) for c in result.calibration],
@@ -307,7 +307,7 @@ def save_evaluation(result: EvaluationResult, out_dir: Path) -> list[Path]:
         for fmt in formats:
             path = out_dir / f"{name}.{fmt}"
             try:
-                path.write_bytes(export.figure_bytes(figure, fmt))
+                write_bytes(path, export.figure_bytes(figure, fmt))
             except export.ExportUnavailable:
                 continue
             written.append(path)

@@ -10,9 +10,10 @@ Contract:
   which weights were really used, preprocessing); it goes into cache keys and checkpoints.
   `state_dict()` returns the weights a checkpoint must carry to reproduce the features, or None
   when the weights can be fetched again by name (ImageNet).
-- Encoders are registered by prefix (`register_encoder`) and built from a spec string with
-  `make_encoder`: "resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"
-  (torchvision, here), "clip:ViT-B-32" (registered by `emocore.models.clip`, imported on first use).
+- Encoders are built by name from `emocore.registry.ENCODERS` with `make_encoder`: "resnet18",
+  "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0" (torchvision, here: one class per
+  backbone, each declaring its `NAME`), "clip:ViT-B-32" (`emocore.models.clip_encoder`, imported on
+  first use). An unknown name raises `UnknownModel` listing the known ones.
 - Weights: "imagenet" fetches torchvision's IMAGENET1K_V1 weights (the torch hub cache first, then
   the network with a short timeout); when that fails the encoder logs a WARNING and uses seeded
   random weights, and `describe()` says so ("random:<seed>"). A path loads a state dict with
@@ -28,29 +29,28 @@ Contract:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import os
 import re
 import threading
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
 from emocore.errors import EncoderWeightsError, UnknownModel, VideoError
-from emocore.indexer import content_hash
+from emocore.files import content_hash, download, save_array
+from emocore.registry import ENCODERS
 from emocore.video import open_video
 
 log = logging.getLogger("emocore")
 
-#: Frames per encoder call (batch 8–16 was the fastest for resnet18 on the CPU: PERFORMANCE.md).
+#: Frames per encoder call (batch 8–16 was the fastest for resnet18 on the CPU).
 BATCH = 16
 #: Bump when the feature computation changes in a way `describe()` does not show: old caches die.
 FEATURES_SCHEMA = 1
@@ -101,39 +101,14 @@ class FrameEncoder(Protocol):
         ...
 
 
-#: factory(variant after the prefix's ":" ("" if none), weights, seed) -> encoder
-EncoderFactory = Callable[[str, WeightsSpec, int], FrameEncoder]
-
-_ENCODERS: dict[str, EncoderFactory] = {}
-#: prefix -> module that registers it when imported (heavy optional backends load only when asked)
-_LAZY_ENCODERS: dict[str, str] = {"clip": "emocore.models.clip"}
-
-
-def register_encoder(prefix: str, factory: EncoderFactory) -> None:
-    """Make `make_encoder("<prefix>")` and `make_encoder("<prefix>:<variant>")` call `factory`."""
-    if not prefix or ":" in prefix:
-        raise ValueError(f"an encoder prefix is a non-empty name without ':', got {prefix!r}")
-    _ENCODERS[prefix] = factory
-
-
 def known_encoders() -> list[str]:
-    """Spec forms accepted by `make_encoder`, for help texts and error messages."""
-    lazy = [f"{prefix}:MODEL" for prefix in _LAZY_ENCODERS if prefix not in _ENCODERS]
-    return sorted(_ENCODERS) + sorted(lazy)
+    """Names accepted by `make_encoder`, as help texts write them ("clip:ARCH"), for help texts and errors."""
+    return ENCODERS.usages()
 
 
 def make_encoder(spec: str, weights: WeightsSpec = None, seed: int = 0) -> FrameEncoder:
-    """The frame encoder named by `spec` ("resnet18", "clip:ViT-B-32", ...)."""
-    prefix, _, variant = spec.partition(":")
-    if prefix not in _ENCODERS and prefix in _LAZY_ENCODERS:
-        try:
-            importlib.import_module(_LAZY_ENCODERS[prefix])
-        except ImportError as exc:
-            raise UnknownModel(f"frame encoder {prefix!r} is not available here ({exc})") from exc
-    factory = _ENCODERS.get(prefix)
-    if factory is None:
-        raise UnknownModel(f"unknown frame encoder {spec!r}; known encoders: {', '.join(known_encoders())}")
-    return factory(variant, weights, seed)
+    """The frame encoder named by `spec` ("resnet18", "clip:ViT-B-32", ...): `emocore.registry.ENCODERS`."""
+    return ENCODERS.build(spec, weights, seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,6 +122,9 @@ class TorchvisionEncoder:
     Preprocessing is the IMAGENET1K_V1 weights' own (short side resized to 256, centre crop 224,
     ImageNet mean/std), done with torch ops on batches of same-sized frames.
     """
+
+    NAME: ClassVar[str] = ""
+    """Set by each backbone's subclass (the name it is registered under in `emocore.registry.ENCODERS`)."""
 
     def __init__(self, backbone: str, weights: WeightsSpec = IMAGENET, seed: int = 0) -> None:
         if backbone not in BACKBONES:
@@ -179,6 +157,13 @@ class TorchvisionEncoder:
         self._model = model.eval().to(memory_format=torch.channels_last)
         for parameter in self._model.parameters():
             parameter.requires_grad_(False)
+
+    @classmethod
+    def from_name(cls, variant: str | None, weights: WeightsSpec = IMAGENET, seed: int = 0) -> "TorchvisionEncoder":
+        """For `make_encoder(NAME, weights, seed)`: the subclass's backbone, which takes no variant."""
+        if variant:
+            raise UnknownModel(f"frame encoder {cls.NAME!r} takes no variant (got {cls.NAME}:{variant})")
+        return cls(cls.NAME, weights=weights, seed=seed)
 
     def _drop_classifier(self, model: nn.Module) -> None:
         if self._head_prefix == "fc.":
@@ -267,17 +252,28 @@ class TorchvisionEncoder:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
-def _torchvision_factory(backbone: str) -> EncoderFactory:
-    def factory(variant: str, weights: WeightsSpec, seed: int) -> FrameEncoder:
-        if variant:
-            raise UnknownModel(f"frame encoder {backbone!r} takes no variant (got {backbone}:{variant})")
-        return TorchvisionEncoder(backbone, weights=weights, seed=seed)
+class ResNet18Encoder(TorchvisionEncoder):
+    """ResNet-18: 512 features."""
 
-    return factory
+    NAME = "resnet18"
 
 
-for _backbone in BACKBONES:
-    register_encoder(_backbone, _torchvision_factory(_backbone))
+class MobileNetV3SmallEncoder(TorchvisionEncoder):
+    """MobileNetV3 small: 576 features."""
+
+    NAME = "mobilenet_v3_small"
+
+
+class MobileNetV3LargeEncoder(TorchvisionEncoder):
+    """MobileNetV3 large: 960 features."""
+
+    NAME = "mobilenet_v3_large"
+
+
+class EfficientNetB0Encoder(TorchvisionEncoder):
+    """EfficientNet-B0: 1280 features."""
+
+    NAME = "efficientnet_b0"
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,45 +294,14 @@ def imagenet_state(url: str, timeout: float = IMAGENET_TIMEOUT_S) -> tuple[dict[
         if os.environ.get("EMOCORE_OFFLINE"):
             return None, "EMOCORE_OFFLINE is set"
         try:
-            _download(url, target, timeout)
+            expected = re.search(r"-([a-f0-9]{6,})\.", target.name)  # torch hub names carry a hash prefix
+            download(url, target, timeout=timeout, sha256=expected.group(1) if expected else None)
         except (OSError, ValueError) as exc:  # URLError, socket timeouts, HTTP errors are OSErrors
             return None, f"download failed: {getattr(exc, 'reason', None) or exc}"
     try:
         return torch.load(target, map_location="cpu", weights_only=True), ""
     except Exception as exc:  # noqa: BLE001 — a damaged cached file is reported, not raised
         return None, f"{target} is unreadable ({type(exc).__name__}); delete it to download again"
-
-
-def _download(url: str, target: Path, timeout: float) -> None:
-    opened: dict[str, object] = {}
-
-    def connect() -> None:  # in a thread: urlopen's own timeout does not cover the name lookup
-        try:
-            opened["response"] = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 — fixed https URL
-        except BaseException as exc:  # noqa: BLE001 — handed back to the caller
-            opened["error"] = exc
-
-    worker = threading.Thread(target=connect, name="emocore-weights", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {timeout:g} s")
-    if "error" in opened:
-        raise opened["error"]  # type: ignore[misc]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
-        with opened["response"] as response, open(partial, "wb") as out:  # type: ignore[attr-defined]
-            while block := response.read(1 << 20):
-                digest.update(block)
-                out.write(block)
-        expected = re.search(r"-([a-f0-9]{6,})\.", target.name)
-        if expected and not digest.hexdigest().startswith(expected.group(1)):
-            raise ValueError(f"the downloaded file does not match its hash {expected.group(1)}")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +316,7 @@ _HASHES_KEPT = 100_000
 
 
 def file_hash(path: Path) -> str:
-    """The file's content hash (`emocore.indexer.content_hash`: SHA-256 of its bytes), computed once per
+    """The file's content hash (`emocore.files.content_hash`: SHA-256 of its bytes), computed once per
     process for an unchanged file (same absolute path, inode, size, modification and change times).
     VideoError when the file cannot be read."""
     path = Path(path)
@@ -407,7 +372,7 @@ def video_features(
             return features
     features = _compute(path, encoder, sample_rate, max_side)
     if cached is not None:
-        _write_atomic(cached, features)
+        save_array(cached, features)
     return features
 
 
@@ -443,17 +408,6 @@ def _read_cached(path: Path, dim: int) -> np.ndarray | None:
     return features
 
 
-def _write_atomic(path: Path, features: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    try:
-        with open(partial, "wb") as out:
-            np.save(out, features, allow_pickle=False)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 __all__ = [
     "BACKBONES",
     "IMAGENET",
@@ -464,8 +418,11 @@ __all__ = [
     "features_key",
     "file_hash",
     "imagenet_state",
+    "EfficientNetB0Encoder",
+    "MobileNetV3LargeEncoder",
+    "MobileNetV3SmallEncoder",
+    "ResNet18Encoder",
     "known_encoders",
     "make_encoder",
-    "register_encoder",
     "video_features",
 ]

@@ -26,12 +26,12 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-import torch
 
-from emocore.assets import sha256_file
 from emocore.errors import EmocoreError, FolderNotFound, VideoError
+from emocore.files import content_hash  # SHA-256 of a file's bytes: an ad's identity
 from emocore.explain import ExplainParams, explain_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
+from emocore.params import IndexParams  # the parameters' typed record (round-trips from the store); re-exported here
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
 from emocore.store import SCHEMA_VERSION, AdRow, NewAd, Store, Timeline
@@ -41,25 +41,6 @@ log = logging.getLogger("emocore")
 
 #: Sampled frames scored per model call.
 BATCH = 16
-
-
-@dataclass(frozen=True)
-class IndexParams:
-    """Everything, besides the model, that changes what an index writes (part of every ad's key)."""
-
-    sample_rate: float = 2.0
-    """Frames scored per second of video."""
-    max_side: int = 1280
-    """Long side, in pixels, of the frames the model sees (larger videos are scaled down)."""
-    scoring: ScoringParams = field(default_factory=ScoringParams)
-    shots: ShotParams = field(default_factory=ShotParams)
-    thumb_width: int = 240
-
-    def __post_init__(self) -> None:
-        if not 0 < self.sample_rate <= 30:
-            raise ValueError(f"sample rate must be in (0, 30] frames per second, got {self.sample_rate}")
-        if self.max_side < 64:
-            raise ValueError(f"max side must be at least 64 pixels, got {self.max_side}")
 
 
 @dataclass(frozen=True)
@@ -126,11 +107,6 @@ class _Silent:
 
     def file_finished(self, outcome: FileOutcome) -> None:
         pass
-
-
-def content_hash(path: Path) -> str:
-    """SHA-256 of the file's bytes (the identity of an ad's content)."""
-    return sha256_file(path, chunk=1 << 22)
 
 
 def params_hash(model: EmotionModel, params: IndexParams) -> tuple[str, dict[str, object]]:
@@ -375,14 +351,14 @@ def index_folder(
     explain: ExplainParams | None = ExplainParams(),
     force: bool = False,
     progress: IndexProgress | None = None,
-    torch_threads: int | None = 1,
     debug: bool = False,
 ) -> IndexReport:
     """Index every video under `folder` (or the one file `folder` names) into the cache at `cache`,
     and explain each ad's key frames with LIME and SHAP (`explain=None`: scores only).
 
-    `torch_threads` sets PyTorch's intra-op threads for the run (one thread beside the decoder was
-    fastest on 2 cores: MODELS.md); None leaves it as it is.
+    PyTorch's thread count is the caller's choice (`torch.set_num_threads`): `cli.py index --threads`
+    sets it (default 1: one thread beside the decoder was the fastest on 2 cores); the library
+    leaves it as it is.
     """
     folder = Path(folder)
     params = params or IndexParams()
@@ -393,8 +369,6 @@ def index_folder(
     videos = find_videos(folder)
     progress.files_found(len(videos))
     outcomes: list[FileOutcome] = []
-    if torch_threads:
-        torch.set_num_threads(torch_threads)
     with Store(cache) as store:
         if not videos:
             return IndexReport((), time.perf_counter() - start, Path(cache))

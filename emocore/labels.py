@@ -9,7 +9,7 @@ Every loader returns a `LabelSet`: the videos found on disk with their scores (e
 names, the labelled keys whose video file was not found (`missing`: reported, never an error),
 and how many labels per emotion the Pitt protocol dropped.
 
-The Pitt protocol (Hussain et al., CVPR 2017; /work/shared/PITT.md), per emotion: a score ≥ 0.7
+The Pitt protocol (Hussain et al., CVPR 2017), per emotion: a score ≥ 0.7
 becomes 1.0, ≤ 0.3 becomes 0.0, anything in between is dropped. `dropped` counts over every
 labelled key, whether or not its video is on disk, so it matches the published statistics. A video
 the protocol leaves with no label at all is not included anywhere (neither `videos` nor `missing`).

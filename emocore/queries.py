@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emocore.assets import sha256_file
+from emocore.files import content_hash
 from emocore.errors import AdNotFound, CorruptExplanation
 from emocore.norms import DEFAULT_MIN_FACE_FRAMES, Norms, compute_norms, load_norms, read_table
 from emocore.scoring import EmotionSummary, Peak
 from emocore.store import AdRow, FrameExplanation, Store, Timeline
+from emocore.trust import TrustFigures
 
 LIBRARY_COLUMNS = ("key", "name", "path", "status", "error", "duration_s", "frames", "face_coverage",
                    "face_frames", "face_seconds", "dominant_raw", "model", "model_version", "indexed_at")
@@ -221,8 +222,8 @@ class AdBundle:
 def ad_bundle(store: Store, key: str) -> AdBundle:
     ad = store.ad(key)
     seen: dict[int, float] = {}
-    for index, time_s, _ in store.explained_frames(ad.key):
-        seen.setdefault(index, time_s)
+    for frame in store.explained_frames(ad.key):
+        seen.setdefault(frame.frame_idx, frame.time_s)
     return AdBundle(ad, store.timeline(ad.key), store.emotions(ad.key), tuple(sorted(seen.items(), key=lambda x: x[1])))
 
 
@@ -247,10 +248,10 @@ def moments(bundle: AdBundle, top: int | None = None) -> dict[str, tuple[Peak, .
     """Per emotion, its real peaks, highest first (`top` of them; None: all): `find_peaks` on the
     smoothed signal at face frames with the prominence the ad was indexed with, the same function
     that picks the key frames. Without a floor, so even a weak emotion shows where it is strongest."""
-    from emocore.explain.keyframes import emotion_peaks, key_frame_scoring  # the explain package imports video
+    from emocore.explain.keyframes import emotion_peaks  # the explain package imports video
 
     tl, labels = bundle.timeline, bundle.ad.labels
-    prominence = key_frame_scoring(bundle.ad.params)["prominence"]
+    prominence = bundle.ad.index_params.scoring.prominence
     return {label: emotion_peaks(tl.times, tl.raw, tl.smoothed, j, prominence)[:top] for j, label in enumerate(labels)}
 
 
@@ -268,7 +269,7 @@ def find_ad(store: Store, ref: str) -> AdRow:
         path = Path(ref)
         if not path.is_file():
             raise
-        found = store.ads_with_content(sha256_file(path, chunk=1 << 22))
+        found = store.ads_with_content(content_hash(path))
         ok = [ad for ad in found if ad.status == "ok"] or found
         if not ok:
             raise AdNotFound(f"{path.name} is not in the cache at {store.root} (index it first)") from None
@@ -284,7 +285,13 @@ class ExplanationFigures:
     emotion: str | None
     method: str | None
     figures: dict[str, object]
+    """As stored (`emocore.trust.TrustFigures.to_dict()`); `trust` reads them."""
     error: str | None = None
+
+    @property
+    def trust(self) -> TrustFigures | None:
+        """The figures as their typed record (None when they could not be read: see `error`)."""
+        return TrustFigures.from_dict(self.figures) if self.figures else None
 
 
 @dataclass(frozen=True)
@@ -360,16 +367,16 @@ def ad_report(store: Store, ref: str, norms: Norms | None = None, *,
               min_face_frames: int = DEFAULT_MIN_FACE_FRAMES) -> AdReport:
     """One ad in full: record, standing against the norms (default: the store's own), per-frame
     signals, peaks, the key frames, shots and every stored explanation's figures."""
-    from emocore.explain.keyframes import KeyFrameParams, key_frame_scoring, plan_key_frames
+    from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
 
     ad = find_ad(store, ref)
     norms = norms or load_norms(store, min_face_frames=min_face_frames)
     standing = ad_norms(store, ad.key, norms, min_face_frames=min_face_frames)
     bundle = ad_bundle(store, ad.key)
     tl = bundle.timeline
-    window = float(ad.params.get("index", {}).get("scoring", {}).get("window_s", 0.0)) if ad.params else 0.0
+    scoring = ad.index_params.scoring
     plan = plan_key_frames(tl.times, tl.raw, tl.smoothed, ad.labels, {e.emotion: e.mean for e in bundle.emotions},
-                           KeyFrameParams(), window, **key_frame_scoring(ad.params)) if len(tl.times) else {}
+                           KeyFrameParams(), scoring.window_s, prominence=scoring.prominence) if len(tl.times) else {}
     explained: list[ExplanationFigures] = []
     for index, time_s in bundle.explained:
         try:
@@ -379,17 +386,16 @@ def ad_report(store: Store, ref: str, norms: Norms | None = None, *,
             continue
         explained.extend(ExplanationFigures(index, frame.time_s, a.emotion, a.method, dict(a.figures))
                          for a in frame.attributions)
-    return AdReport(ad, standing, norms, bundle.emotions, tl, key_frame_scoring(ad.params)["prominence"],
+    return AdReport(ad, standing, norms, bundle.emotions, tl, scoring.prominence,
                     moments(bundle) if len(tl.times) else {},
                     tuple(KeyFrame(i, float(tl.times[i]), es) for i, es in plan.items()), tuple(explained))
 
 
 def params_summary(ad: AdRow) -> str:
     """A one-line description of how the ad was indexed, for footers."""
-    index = ad.params.get("index", {}) if isinstance(ad.params, dict) else {}
-    scoring = index.get("scoring", {}) if isinstance(index, dict) else {}
-    return (f"model {ad.model} {ad.model_version}; {index.get('sample_rate', '?')} frames/s; "
-            f"smoothing {scoring.get('window_s', '?')} s; threshold {scoring.get('threshold', '?')}")
+    index = ad.index_params
+    return (f"model {ad.model} {ad.model_version}; {index.sample_rate} frames/s; "
+            f"smoothing {index.scoring.window_s} s; threshold {index.scoring.threshold}")
 
 
 __all__ = ["RANK_COLUMNS", "details", "KeyFrame", "AdBundle", "AdReport", "AdStanding", "ExplanationFigures", "ad_report", "find_ad", "EmotionStanding", "FAILED", "RANKED", "THIN", "ad_bundle", "ad_norms",

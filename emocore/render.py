@@ -25,8 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emocore.files import write_bytes
 from emocore.store import FrameExplanation, StoredAttribution
-from emocore.trust import TrustFigures, ascii_text, describe, method_name
+from emocore.trust import ascii_text, describe, method_name
 
 #: Okabe–Ito bluish green: the segment raises the score.
 POSITIVE = (0, 158, 115)
@@ -176,8 +177,7 @@ def place(
 def caption_lines(attribution: StoredAttribution) -> list[str]:
     """The trust figures of one attribution as the figure prints them: the method and emotion, then
     `emocore.trust.describe`'s sentences (the `CAPTION_AREA` deletion check only) in ASCII."""
-    figures = TrustFigures.from_dict(attribution.figures)
-    lines = describe(figures, areas=(CAPTION_AREA,))
+    lines = describe(attribution.trust, areas=(CAPTION_AREA,))
     return [f"{method_name(attribution.method)}: {attribution.emotion}"] + [ascii_text(line) for line in lines]
 
 
@@ -305,7 +305,7 @@ def explanation_figure(
 def save_png(path: Path | str, image: np.ndarray) -> Path:
     """Write an RGB uint8 image as PNG (colours converted to OpenCV's BGR), creating the folder.
 
-    Encoded in memory and written with Python's file API, so the file is PNG whatever the
+    Encoded in memory and written atomically with Python's file API, so the file is PNG whatever the
     suffix and non-ASCII paths work (cv2.imwrite fails silently on some).
     """
     image = _check_image(image, "image")
@@ -313,6 +313,4 @@ def save_png(path: Path | str, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode a PNG for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.tobytes())
-    return path
+    return write_bytes(path, data.tobytes())  # atomic: a reader never sees half a PNG

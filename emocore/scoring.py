@@ -36,20 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ScoringParams:
-    window_s: float = 1.5
-    """Width of the centred moving average, in seconds (0 or less: no smoothing)."""
-    threshold: float = 0.5
-    """Level above which a moment counts as carrying an emotion (for `share_above`)."""
-    prominence: float = 0.1
-    """How far (in probability) a peak of the smoothed signal must rise above the higher of the
-    lowest points on either side before a higher one (scipy's prominence) to count as a moment."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.prominence <= 1:
-            raise ValueError(f"prominence must be in [0, 1], got {self.prominence}")
+from emocore.params import ScoringParams  # defined with the other index parameters; re-exported here
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,10 @@ first frame of a new shot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scenedetect import ContentDetector, FrameTimecode
 
-
-@dataclass(frozen=True)
-class ShotParams:
-    threshold: float = 27.0
-    """ContentDetector's threshold on the mean HSV change between frames (0–255 scale)."""
-    min_shot_s: float = 0.5
-    """Cuts closer together than this are merged (flashes are not shots)."""
+from emocore.params import ShotParams  # defined with the other index parameters; re-exported here
 
 
 class ShotDetector:

@@ -22,6 +22,11 @@ Contract:
   every method's weights and trust figures in one transaction), so an index interrupted while
   explaining keeps what it finished; rewriting an ad drops its explanations with it. A stored
   explanation that does not decode is reported and counts as missing, so it is recomputed.
+- By column name: every INSERT names its columns (rows are dicts keyed by column, `_insert`) and
+  every read turns rows into dicts by column name (`Store._select`), so no value depends on a
+  table's column order. Typed records come out: `AdRow` (with `index_params`, the `IndexParams` the
+  ad was made with), `Timeline`, `EmotionSummary`, `ExplainedFrame`, `FrameExplanation` (with
+  `StoredAttribution.trust`, the `TrustFigures`), `FileRow`.
 - Keyed by content: an ad's key is the hash of the file's bytes plus the hash of everything that
   changes the output (model name and version, sampling, smoothing, shot parameters, schema), so the
   same video under two names is one ad, and changing a parameter makes a new key.
@@ -31,20 +36,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import cv2
 import numpy as np
 
 from emocore.errors import AdNotFound, CacheError, CorruptExplanation
+from emocore.files import clean_temporaries, replace_dir, write_bytes
+from emocore.params import IndexParams
 from emocore.scoring import EmotionSummary
+from emocore.trust import TrustFigures
 
 SCHEMA_VERSION = 2
 DB_NAME = "emocore.sqlite"
@@ -154,6 +160,22 @@ def key_frame_path(root: Path | str, key: str, index: int) -> Path:
     return Path(root) / THUMBS / key / f"key_{index:05d}.jpg"
 
 
+def _insert(table: str, columns: Sequence[str], *, replace: bool = False) -> str:
+    """An INSERT with its column list and one named placeholder per column: rows are dicts keyed by
+    column name, so a value can never land in another column."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+
+
+#: The columns each table is written with (every INSERT names them; rows are dicts keyed by them).
+FRAME_COLUMNS = ("ad_key", "idx", "time_s", "faces", "box", "raw", "smoothed", "face_px")
+SHOT_COLUMNS = ("ad_key", "idx", "start_s")
+EMOTION_COLUMNS = ("ad_key", "emotion", "mean", "peak", "peak_time_s", "share_above", "variance")
+EXPLAINED_FRAME_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "time_s", "region", "segments", "image", "params",
+                           "created_at")
+EXPLANATION_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "emotion", "method", "weights", "figures")
+FILE_COLUMNS = ("path", "size_bytes", "mtime_ns", "content_hash", "ad_key", "status", "error", "seen_at")
+
 #: The columns of `ads` that `write_ad` fills, in the order of `ads_row`.
 ADS_INSERT_COLUMNS = (
     "key", "content_hash", "params_hash", "params", "name", "path", "size_bytes", "status", "error", "model",
@@ -192,17 +214,28 @@ def unpack_figures(blobs: Sequence[bytes | None], width: int) -> np.ndarray:
     return out
 
 
-def ads_row(ad: "NewAd", indexed_at: float) -> tuple:
-    """The values of one ad's `ads` row, in the order of ADS_INSERT_COLUMNS."""
+def ads_values(ad: "NewAd", indexed_at: float) -> dict[str, object]:
+    """One ad's `ads` row, keyed by column (the keys are ADS_INSERT_COLUMNS)."""
     info = ad.info
-    return (
-        ad.key, ad.content_hash, ad.params_hash, json.dumps(ad.params, sort_keys=True), ad.name, ad.path,
-        ad.size_bytes, ad.status, ad.error, ad.model, ad.model_version, json.dumps(list(ad.labels)),
-        info.get("duration_s"), info.get("fps"), info.get("width"), info.get("height"), info.get("rotation"),
-        info.get("codec"), None if info.get("has_audio") is None else int(bool(info["has_audio"])),
-        0 if ad.timeline is None else len(ad.timeline.times), ad.face_coverage, ad.face_frames, ad.face_seconds,
-        ad.dominant_raw, pack_figures(ad.labels, ad.emotions), ad.decode_errors, indexed_at, ad.elapsed_s,
-    )
+    return {
+        "key": ad.key, "content_hash": ad.content_hash, "params_hash": ad.params_hash,
+        "params": json.dumps(ad.params, sort_keys=True), "name": ad.name, "path": ad.path,
+        "size_bytes": ad.size_bytes, "status": ad.status, "error": ad.error, "model": ad.model,
+        "model_version": ad.model_version, "labels": json.dumps(list(ad.labels)),
+        "duration_s": info.get("duration_s"), "fps": info.get("fps"), "width": info.get("width"),
+        "height": info.get("height"), "rotation": info.get("rotation"), "codec": info.get("codec"),
+        "has_audio": None if info.get("has_audio") is None else int(bool(info["has_audio"])),
+        "frames": 0 if ad.timeline is None else len(ad.timeline.times), "face_coverage": ad.face_coverage,
+        "face_frames": ad.face_frames, "face_seconds": ad.face_seconds, "dominant_raw": ad.dominant_raw,
+        "figures": pack_figures(ad.labels, ad.emotions), "decode_errors": ad.decode_errors,
+        "indexed_at": indexed_at, "elapsed_s": ad.elapsed_s,
+    }
+
+
+def ads_row(ad: "NewAd", indexed_at: float) -> tuple:
+    """The values of one ad's `ads` row, in the order of ADS_INSERT_COLUMNS (for batched writers)."""
+    values = ads_values(ad, indexed_at)
+    return tuple(values[c] for c in ADS_INSERT_COLUMNS)
 
 
 def _json_floats(values: Sequence[float] | np.ndarray) -> str:
@@ -259,6 +292,14 @@ class AdRow:
         """Same as `dominant_raw` (the raw argmax), kept for older callers."""
         return self.dominant_raw
 
+    @property
+    def index_params(self) -> IndexParams:
+        """The parameters the ad was indexed with (sampling, smoothing, threshold, peaks, shots), read
+        back from `params["index"]` (`IndexParams.from_dict`: fields it lacks take their defaults; an
+        unknown key or a mistyped value is a ParamsError)."""
+        stored = self.params.get("index", {}) if isinstance(self.params, dict) else {}
+        return IndexParams.from_dict(cast("Mapping[str, object]", stored))  # from_dict checks it is one
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -313,7 +354,12 @@ class StoredAttribution:
     weights: np.ndarray
     """(K,) one weight per segment."""
     figures: dict[str, object]
-    """The trust figures as `emocore.trust.TrustFigures.to_dict()` stores them (read with `from_dict`)."""
+    """The trust figures as `emocore.trust.TrustFigures.to_dict()` stores them; `trust` reads them."""
+
+    @property
+    def trust(self) -> TrustFigures:
+        """The trust figures as their typed record (format them with `emocore.trust.describe`)."""
+        return TrustFigures.from_dict(self.figures)
 
 
 @dataclass(frozen=True)
@@ -348,6 +394,14 @@ def _unpng(data: bytes, flags: int) -> np.ndarray:
     if array is None:
         raise ValueError("undecodable PNG")
     return array
+
+
+class ExplainedFrame(NamedTuple):
+    """One explained frame of an ad, as `Store.explained_frames` lists them."""
+
+    frame_idx: int
+    time_s: float
+    explain_hash: str
 
 
 @dataclass(frozen=True)
@@ -412,10 +466,7 @@ class Store:
             )
 
     def _clean_temporaries(self) -> None:
-        thumbs = self.root / THUMBS
-        if thumbs.is_dir():
-            for tmp in thumbs.glob(".tmp-*"):
-                shutil.rmtree(tmp, ignore_errors=True)
+        clean_temporaries(self.root / THUMBS)
 
     def close(self) -> None:
         self._db.close()
@@ -445,77 +496,53 @@ class Store:
             for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
                                   ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("ads", "key")):
                 self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
-            self._db.execute(
-                f"INSERT INTO ads ({', '.join(ADS_INSERT_COLUMNS)}) VALUES ({', '.join('?' * len(ADS_INSERT_COLUMNS))})",
-                ads_row(ad, time.time()),
-            )
+            self._db.execute(_insert("ads", ADS_INSERT_COLUMNS), ads_values(ad, time.time()))
             if ad.timeline is not None:
                 tl = ad.timeline
-                self._db.executemany(
-                    "INSERT INTO frames (ad_key, idx, time_s, faces, box, raw, smoothed, face_px) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        # boxes at full precision: the explainer crops where the indexer cropped
-                        (ad.key, i, float(tl.times[i]), int(tl.faces[i]),
-                         None if tl.boxes[i] is None else json.dumps([float(v) for v in tl.boxes[i]]),
-                         _json_floats(tl.raw[i]), _json_floats(tl.smoothed[i]),
-                         _face_px(tl.face_px, i))
-                        for i in range(len(tl.times))
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT INTO shots (ad_key, idx, start_s) VALUES (?,?,?)",
-                    ((ad.key, i, t) for i, t in enumerate(tl.shots)),
-                )
-            self._db.executemany(
-                "INSERT INTO emotions (ad_key, emotion, mean, peak, peak_time_s, share_above, variance) "
-                "VALUES (?,?,?,?,?,?,?)",
-                ((ad.key, e.emotion, e.mean, e.peak, e.peak_time_s, e.share_above, e.variance) for e in ad.emotions),
-            )
+                self._db.executemany(_insert("frames", FRAME_COLUMNS), (
+                    # boxes at full precision: the explainer crops where the indexer cropped
+                    {"ad_key": ad.key, "idx": i, "time_s": float(tl.times[i]), "faces": int(tl.faces[i]),
+                     "box": None if tl.boxes[i] is None else json.dumps([float(v) for v in tl.boxes[i]]),
+                     "raw": _json_floats(tl.raw[i]), "smoothed": _json_floats(tl.smoothed[i]),
+                     "face_px": _face_px(tl.face_px, i)}
+                    for i in range(len(tl.times))
+                ))
+                self._db.executemany(_insert("shots", SHOT_COLUMNS),
+                                     ({"ad_key": ad.key, "idx": i, "start_s": t} for i, t in enumerate(tl.shots)))
+            self._db.executemany(_insert("emotions", EMOTION_COLUMNS), (
+                {"ad_key": ad.key, "emotion": e.emotion, "mean": e.mean, "peak": e.peak, "peak_time_s": e.peak_time_s,
+                 "share_above": e.share_above, "variance": e.variance}
+                for e in ad.emotions
+            ))
 
     def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes]) -> None:
-        final = self.thumbs_dir(key)
-        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
-        for index, data in thumbnails.items():
-            (tmp / thumbnail_path(self.root, key, index).name).write_bytes(data)
-        if final.exists():
-            old = final.parent / f".tmp-old-{key}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        with replace_dir(self.thumbs_dir(key)) as folder:  # the ad's thumbnails appear all at once
+            for index, data in thumbnails.items():
+                (folder / thumbnail_path(self.root, key, index).name).write_bytes(data)
 
     def write_explanation(self, frame: FrameExplanation, key_frame_jpeg: bytes | None = None) -> None:
         """Write one frame's explanations atomically (replacing earlier ones with the same hash)."""
         if key_frame_jpeg is not None:
-            target = self.key_frame_path(frame.ad_key, frame.frame_idx)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
-            tmp.write_bytes(key_frame_jpeg)
-            os.replace(tmp, target)
-        where = (frame.ad_key, frame.frame_idx, frame.explain_hash)
+            write_bytes(self.key_frame_path(frame.ad_key, frame.frame_idx), key_frame_jpeg)
+        where = {"ad_key": frame.ad_key, "frame_idx": frame.frame_idx, "explain_hash": frame.explain_hash}
         segments = frame.segments.astype(np.uint8 if frame.segments.max() < 256 else np.uint16)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for table in ("explained_frames", "explanations"):
                 self._db.execute(
-                    f"DELETE FROM {table} WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ?", where
+                    f"DELETE FROM {table} WHERE ad_key = :ad_key AND frame_idx = :frame_idx "
+                    "AND explain_hash = :explain_hash", where
                 )
-            self._db.execute(
-                "INSERT INTO explained_frames (ad_key, frame_idx, explain_hash, time_s, region, segments, image, "
-                "params, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (*where, frame.time_s, json.dumps(list(frame.region)), _png(segments),
-                 _png(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)), json.dumps(frame.params, sort_keys=True),
-                 time.time()),
-            )
-            self._db.executemany(
-                "INSERT INTO explanations (ad_key, frame_idx, explain_hash, emotion, method, weights, figures) "
-                "VALUES (?,?,?,?,?,?,?)",
-                ((*where, a.emotion, a.method, _json_floats(a.weights), json.dumps(a.figures))
-                 for a in frame.attributions),
-            )
+            self._db.execute(_insert("explained_frames", EXPLAINED_FRAME_COLUMNS), {
+                **where, "time_s": frame.time_s, "region": json.dumps(list(frame.region)), "segments": _png(segments),
+                "image": _png(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)),
+                "params": json.dumps(frame.params, sort_keys=True), "created_at": time.time(),
+            })
+            self._db.executemany(_insert("explanations", EXPLANATION_COLUMNS), (
+                {**where, "emotion": a.emotion, "method": a.method, "weights": _json_floats(a.weights),
+                 "figures": json.dumps(a.figures)}
+                for a in frame.attributions
+            ))
 
     def key_frame_path(self, key: str, index: int) -> Path:
         return key_frame_path(self.root, key, index)
@@ -533,26 +560,31 @@ class Store:
     ) -> None:
         """Remember what became of one file path in the last run that saw it."""
         with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO files (path, size_bytes, mtime_ns, content_hash, ad_key, status, error, "
-                "seen_at) VALUES (?,?,?,?,?,?,?,?)",
-                (path, size_bytes, mtime_ns, content_hash, ad_key, status, error, time.time()),
-            )
+            self._db.execute(_insert("files", FILE_COLUMNS, replace=True), {
+                "path": path, "size_bytes": size_bytes, "mtime_ns": mtime_ns, "content_hash": content_hash,
+                "ad_key": ad_key, "status": status, "error": error, "seen_at": time.time(),
+            })
 
     # -- reading ------------------------------------------------------------------------------
 
+    def _select(self, columns: Sequence[str], rest: str, args: Sequence[object] = ()) -> list[dict[str, Any]]:
+        """`SELECT columns rest` with its rows as dicts keyed by column name."""
+        cursor = self._db.execute(f"SELECT {', '.join(columns)} {rest}", tuple(args))
+        return [dict(zip(columns, row)) for row in cursor]
+
+    def _select_columns(self, columns: Sequence[str], rest: str, args: Sequence[object] = ()) -> dict[str, tuple]:
+        """`SELECT columns rest` column-wise: each column name → its values, one per row (for long reads)."""
+        rows = self._db.execute(f"SELECT {', '.join(columns)} {rest}", tuple(args)).fetchall()
+        return dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
+
+    _FILE_FIELDS = ("path", "size_bytes", "mtime_ns", "content_hash", "ad_key", "status", "error")
+
     def file(self, path: str) -> FileRow | None:
-        row = self._db.execute(
-            "SELECT path, size_bytes, mtime_ns, content_hash, ad_key, status, error FROM files WHERE path = ?",
-            (path,),
-        ).fetchone()
-        return FileRow(*row) if row else None
+        rows = self._select(self._FILE_FIELDS, "FROM files WHERE path = ?", (path,))
+        return FileRow(**rows[0]) if rows else None
 
     def files(self) -> list[FileRow]:
-        rows = self._db.execute(
-            "SELECT path, size_bytes, mtime_ns, content_hash, ad_key, status, error FROM files ORDER BY path"
-        )
-        return [FileRow(*row) for row in rows]
+        return [FileRow(**row) for row in self._select(self._FILE_FIELDS, "FROM files ORDER BY path")]
 
     def has_ad(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM ads WHERE key = ?", (key,)).fetchone() is not None
@@ -560,127 +592,113 @@ class Store:
     _AD_FIELDS = ("key", "name", "path", "status", "error", "model", "model_version", "labels", "duration_s", "fps",
                   "width", "height", "rotation", "has_audio", "frames", "face_coverage", "dominant_raw",
                   "decode_errors", "indexed_at", "elapsed_s", "content_hash", "params", "face_frames", "face_seconds")
-    _AD_COLUMNS = ", ".join(_AD_FIELDS)
 
-    def _ad_row(self, row: tuple) -> AdRow:
-        values = dict(zip(self._AD_FIELDS, row))
+    @staticmethod
+    def _ad_row(values: dict[str, Any]) -> AdRow:
         values["labels"] = tuple(json.loads(values["labels"]))
         values["has_audio"] = None if values["has_audio"] is None else bool(values["has_audio"])
         values["params"] = json.loads(values["params"])
         return AdRow(**values)
 
+    def _ads(self, rest: str, args: Sequence[object] = ()) -> list[AdRow]:
+        return [self._ad_row(values) for values in self._select(self._AD_FIELDS, rest, args)]
+
     def ads(self, status: str | None = None) -> list[AdRow]:
         """Every ad, newest first (optionally only 'ok' or 'failed')."""
-        query = f"SELECT {self._AD_COLUMNS} FROM ads"
-        args: tuple = ()
         if status:
-            query += " WHERE status = ?"
-            args = (status,)
-        return [self._ad_row(r) for r in self._db.execute(query + " ORDER BY indexed_at DESC", args)]
+            return self._ads("FROM ads WHERE status = ? ORDER BY indexed_at DESC", (status,))
+        return self._ads("FROM ads ORDER BY indexed_at DESC")
 
     def ad(self, ref: str) -> AdRow:
         """One ad by key, key prefix (≥ 6 characters), file name or path."""
-        rows = self._db.execute(
-            f"SELECT {self._AD_COLUMNS} FROM ads WHERE key = ? OR name = ? OR path = ? "
-            "ORDER BY indexed_at DESC",
-            (ref, ref, ref),
-        ).fetchall()
+        rows = self._ads("FROM ads WHERE key = ? OR name = ? OR path = ? ORDER BY indexed_at DESC", (ref, ref, ref))
         if not rows and len(ref) >= 6:
-            rows = self._db.execute(
-                f"SELECT {self._AD_COLUMNS} FROM ads WHERE key LIKE ? ORDER BY indexed_at DESC",
-                (ref.replace("%", "") + "%",),
-            ).fetchall()
+            rows = self._ads("FROM ads WHERE key LIKE ? ORDER BY indexed_at DESC", (ref.replace("%", "") + "%",))
         if not rows:
             raise AdNotFound(f"no ad in {self.root} matches {ref!r}")
-        return self._ad_row(rows[0])
+        return rows[0]
 
     def ads_with_content(self, content_hash: str) -> list[AdRow]:
         """Every ad indexed from these bytes (one per set of parameters), newest first."""
-        rows = self._db.execute(
-            f"SELECT {self._AD_COLUMNS} FROM ads WHERE content_hash = ? ORDER BY indexed_at DESC", (content_hash,)
-        )
-        return [self._ad_row(r) for r in rows]
+        return self._ads("FROM ads WHERE content_hash = ? ORDER BY indexed_at DESC", (content_hash,))
 
     def emotions(self, key: str) -> tuple[EmotionSummary, ...]:
         columns = ("emotion", "mean", "peak", "peak_time_s", "share_above", "variance")
-        rows = self._db.execute(f"SELECT {', '.join(columns)} FROM emotions WHERE ad_key = ?", (key,))
-        return tuple(EmotionSummary(**dict(zip(columns, r))) for r in rows)
+        return tuple(EmotionSummary(**row) for row in self._select(columns, "FROM emotions WHERE ad_key = ?", (key,)))
 
     def timeline(self, key: str) -> Timeline:
-        rows = self._db.execute(
-            "SELECT time_s, faces, box, raw, smoothed, face_px FROM frames WHERE ad_key = ? ORDER BY idx", (key,)
-        ).fetchall()
-        shots = tuple(
-            r[0] for r in self._db.execute("SELECT start_s FROM shots WHERE ad_key = ? ORDER BY idx", (key,))
-        )
-        labels = self._db.execute("SELECT labels FROM ads WHERE key = ?", (key,)).fetchone()
+        frames = self._select_columns(("time_s", "faces", "box", "raw", "smoothed", "face_px"),
+                                      "FROM frames WHERE ad_key = ? ORDER BY idx", (key,))
+        shots = self._select_columns(("start_s",), "FROM shots WHERE ad_key = ? ORDER BY idx", (key,))["start_s"]
+        labels = self._select_columns(("labels",), "FROM ads WHERE key = ?", (key,))["labels"]
         width = len(json.loads(labels[0])) if labels else 0
+        n = len(frames["time_s"])
         return Timeline(
-            times=np.array([r[0] for r in rows], dtype=np.float64),
-            raw=np.array([_floats(r[3]) for r in rows], dtype=np.float32).reshape(len(rows), width),
-            smoothed=np.array([_floats(r[4]) for r in rows], dtype=np.float32).reshape(len(rows), width),
-            faces=np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int32),
-            boxes=tuple(None if r[2] is None else tuple(json.loads(r[2])) for r in rows),
-            shots=shots,
-            face_px=np.array([math.nan if r[5] is None else r[5] for r in rows], dtype=np.float64),
+            times=np.array(frames["time_s"], dtype=np.float64),
+            raw=np.array([_floats(v) for v in frames["raw"]], dtype=np.float32).reshape(n, width),
+            smoothed=np.array([_floats(v) for v in frames["smoothed"]], dtype=np.float32).reshape(n, width),
+            faces=np.array([-1 if v is None else v for v in frames["faces"]], dtype=np.int32),
+            boxes=tuple(None if v is None else tuple(json.loads(v)) for v in frames["box"]),
+            shots=tuple(shots),
+            face_px=np.array([math.nan if v is None else v for v in frames["face_px"]], dtype=np.float64),
         )
 
     def thumbnail(self, key: str, index: int) -> Path | None:
         path = thumbnail_path(self.root, key, index)
         return path if path.is_file() else None
 
-    def explained_frames(self, key: str, explain_hash: str | None = None) -> list[tuple[int, float, str]]:
-        """(frame index, time, explain hash) of every explained frame of an ad, by time."""
-        query = "SELECT frame_idx, time_s, explain_hash FROM explained_frames WHERE ad_key = ?"
+    def explained_frames(self, key: str, explain_hash: str | None = None) -> list[ExplainedFrame]:
+        """Every explained frame of an ad (frame index, time, explain hash), by time."""
+        query = "FROM explained_frames WHERE ad_key = ?"
         args: tuple = (key,)
         if explain_hash:
             query += " AND explain_hash = ?"
             args = (key, explain_hash)
-        return [tuple(r) for r in self._db.execute(query + " ORDER BY time_s, created_at DESC", args)]
+        return [ExplainedFrame(**r) for r in self._select(ExplainedFrame._fields, query + " ORDER BY time_s, created_at DESC",
+                                                           args)]
 
     def explanation(self, key: str, frame_idx: int, explain_hash: str | None = None) -> FrameExplanation:
         """One frame's explanations (the newest, unless a hash is given); CorruptExplanation if unreadable."""
-        query = ("SELECT time_s, explain_hash, region, segments, image, params FROM explained_frames "
-                 "WHERE ad_key = ? AND frame_idx = ?")
+        query = "FROM explained_frames WHERE ad_key = ? AND frame_idx = ?"
         args: tuple = (key, frame_idx)
         if explain_hash:
             query += " AND explain_hash = ?"
             args = (*args, explain_hash)
-        row = self._db.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
-        if row is None:
+        rows = self._select(("time_s", "explain_hash", "region", "segments", "image", "params"),
+                            query + " ORDER BY created_at DESC LIMIT 1", args)
+        if not rows:
             raise AdNotFound(f"no explanation of frame {frame_idx} of ad {key}")
-        time_s, digest, region, seg_png, image_png, params = row
+        row = rows[0]
+        digest = row["explain_hash"]
         try:
-            segments = _unpng(seg_png, cv2.IMREAD_UNCHANGED).astype(np.int32)
-            image = cv2.cvtColor(_unpng(image_png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            segments = _unpng(row["segments"], cv2.IMREAD_UNCHANGED).astype(np.int32)
+            image = cv2.cvtColor(_unpng(row["image"], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
             k = int(segments.max()) + 1
             attributions = []
-            for emotion, method, weights, figures in self._db.execute(
-                "SELECT emotion, method, weights, figures FROM explanations "
-                "WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ? ORDER BY emotion, method",
-                (key, frame_idx, digest),
-            ):
-                values = np.array(_floats(weights), dtype=np.float64)
+            for found in self._select(("emotion", "method", "weights", "figures"),
+                                      "FROM explanations WHERE ad_key = ? AND frame_idx = ? AND explain_hash = ? "
+                                      "ORDER BY emotion, method", (key, frame_idx, digest)):
+                values = np.array(_floats(found["weights"]), dtype=np.float64)
                 if len(values) != k or np.isnan(values).any():
-                    raise ValueError(f"{method} weights for {emotion} do not match {k} segments")
-                attributions.append(StoredAttribution(emotion, method, values, json.loads(figures)))
+                    raise ValueError(f"{found['method']} weights for {found['emotion']} do not match {k} segments")
+                attributions.append(StoredAttribution(found["emotion"], found["method"], values,
+                                                      json.loads(found["figures"])))
             if segments.shape != image.shape[:2]:
                 raise ValueError("segment map and image differ in size")
-            return FrameExplanation(key, frame_idx, time_s, digest, tuple(json.loads(region)), segments, image,
-                                    json.loads(params), tuple(attributions))
+            return FrameExplanation(key, frame_idx, row["time_s"], digest, tuple(json.loads(row["region"])), segments,
+                                    image, json.loads(row["params"]), tuple(attributions))
         except (ValueError, TypeError, KeyError, cv2.error, json.JSONDecodeError) as exc:
             raise CorruptExplanation(f"stored explanation of frame {frame_idx} of ad {key} is corrupt: {exc}") from exc
 
     def iter_keys(self) -> Iterator[str]:
-        for (key,) in self._db.execute("SELECT key FROM ads"):
-            yield key
+        for row in self._select(("key",), "FROM ads"):
+            yield row["key"]
 
     def check(self) -> list[str]:
         """Problems found: SQLite's integrity check, and ads whose frame rows do not match their count."""
         problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
-        for key, expected, actual in self._db.execute(
-            "SELECT a.key, a.frames, (SELECT COUNT(*) FROM frames f WHERE f.ad_key = a.key) FROM ads a"
-        ):
-            if expected != actual:
-                problems.append(f"ad {key}: {actual} frame rows, expected {expected}")
+        for row in self._select(("key", "frames", "frame_rows"), "FROM (SELECT a.key, a.frames, "
+                                "(SELECT COUNT(*) FROM frames f WHERE f.ad_key = a.key) AS frame_rows FROM ads a)"):
+            if row["frames"] != row["frame_rows"]:
+                problems.append(f"ad {row['key']}: {row['frame_rows']} frame rows, expected {row['frames']}")
         return problems

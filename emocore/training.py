@@ -15,9 +15,10 @@ loss, restoring the best epoch. The validation split thus chooses the epoch, and
 model-selection scores (optimistic); `test_fraction` holds out a test split that neither training
 nor epoch selection sees. Same data, same parameters, same seed: identical weights.
 
-The checkpoint is a plain dict that `torch.load(..., weights_only=True)` reads (see
+The checkpoint is a typed record (`Checkpoint`), saved as a plain dict that
+`torch.load(..., weights_only=True)` reads (`Checkpoint.to_dict` / `from_dict`, see
 `CHECKPOINT_FORMAT`); it records the content hashes (SHA-256 of the file's bytes) of its training,
-validation and test videos (`seen_videos` gives the first two, which evaluation leaves out), and
+validation and test videos (`Checkpoint.seen_videos` gives the first two, which evaluation leaves out), and
 it carries the encoder's weights whenever they cannot be fetched by name, so the file alone
 reproduces the features. A trained head also scores single frames
 (`VideoHead.frame_logits`), which is how `emocore.models.trained` plugs into `index`.
@@ -32,11 +33,10 @@ import contextlib
 import copy
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -46,7 +46,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 import emocore
 from emocore.errors import CheckpointError, EmocoreError, TrainingError
+from emocore.files import atomic_open
 from emocore.features import FrameEncoder, StoredWeights, file_hash, make_encoder, video_features
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 log = logging.getLogger("emocore")
 
@@ -60,6 +64,7 @@ DROPOUT = 0.2
 MAX_POS_WEIGHT = 100.0
 
 Progress = Callable[[str, int, int], None]
+_Record = TypeVar("_Record", bound="DataclassInstance")
 
 
 class LabelledVideo(Protocol):
@@ -159,8 +164,8 @@ class SkippedVideo:
 
 @dataclass(frozen=True)
 class TrainResult:
-    checkpoint: dict[str, object]
-    """Ready for `save_checkpoint`; its "metrics" dict is the caller's to fill."""
+    checkpoint: Checkpoint
+    """Ready for `save_checkpoint`; its `metrics` are the caller's to fill (`dataclasses.replace`)."""
     history: tuple[EpochLoss, ...]
     best_epoch: int
     validation: Validation
@@ -420,33 +425,28 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
 
     val_probabilities = _evaluate(head, features, targets, val_rows, pos_weight, params.batch)[1]
     test_probabilities = _evaluate(head, features, targets, test_rows, pos_weight, params.batch)[1]
-    checkpoint: dict[str, object] = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "labels": emotions,
-        "encoder": encoder.describe(),
-        "pooling": params.pooling,
-        "sampling": {"sample_rate": float(params.sample_rate), "max_side": int(params.max_side)},
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(params).items()},  # plain types only
-        "head": {"dim": encoder.dim, "hidden": params.hidden, "dropout": DROPOUT},
-        "head_state": {k: v.detach().clone() for k, v in head.state_dict().items()},
-        "training": {
-            "best_epoch": best[1],
-            "epochs_run": len(history),
-            "best_loss": float(best[0]),
-            "monitored": "validation" if len(val_rows) else "training",
-            "videos": {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows),
-                       "skipped": len(skipped)},
-        },
+    checkpoint = Checkpoint(
+        labels=tuple(emotions),
+        encoder=encoder.describe(),
+        pooling=params.pooling,
+        sampling=CheckpointSampling(float(params.sample_rate), int(params.max_side)),
+        head=HeadShape(encoder.dim, params.hidden, DROPOUT),
+        head_state={k: v.detach().clone() for k, v in head.state_dict().items()},
+        # plain types only (a weights file given as a Path is kept as its string)
+        params=replace(params, weights=str(params.weights)) if isinstance(params.weights, Path) else params,
         # content hashes (SHA-256 of the files' bytes), so evaluation can leave these videos out
-        "videos": {part: sorted({contents[i] for i in rows})
-                   for part, rows in (("train", train_rows), ("validation", val_rows), ("test", test_rows))},
-        "metrics": {},
-        "emocore": emocore.__version__,
-    }
-    encoder_state = encoder.state_dict()
-    if encoder_state is not None:
-        checkpoint["encoder_state"] = encoder_state
+        videos=SeenVideos(*(tuple(sorted({contents[i] for i in rows})) for rows in (train_rows, val_rows, test_rows))),
+        training=TrainingSummary(
+            best_epoch=best[1],
+            epochs_run=len(history),
+            best_loss=float(best[0]),
+            monitored="validation" if len(val_rows) else "training",
+            videos={"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows),
+                    "skipped": len(skipped)},
+        ),
+        encoder_state=encoder.state_dict(),
+        emocore=emocore.__version__,
+    )
     return TrainResult(
         checkpoint=checkpoint,
         history=tuple(history),
@@ -465,81 +465,225 @@ def train(labelled: LabelledVideos, params: TrainParams = TrainParams(), *, cach
 _REQUIRED = ("labels", "encoder", "pooling", "sampling", "head", "head_state")
 
 
-def save_checkpoint(path: Path, checkpoint: Mapping[str, object]) -> None:
+@dataclass(frozen=True)
+class CheckpointSampling:
+    """How a checkpoint's videos were sampled; a video is scored with the same."""
+
+    sample_rate: float
+    max_side: int
+
+
+@dataclass(frozen=True)
+class HeadShape:
+    """What `VideoHead` to build before loading a checkpoint's head weights."""
+
+    dim: int
+    """Frame feature size (the encoder's `dim`)."""
+    hidden: int
+    """LSTM hidden size (unused by mean pooling)."""
+    dropout: float = DROPOUT
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """How training went: the epoch kept, the epochs run, its loss, what chose it, videos per part."""
+
+    best_epoch: int
+    epochs_run: int
+    best_loss: float
+    monitored: str
+    """"validation" (the validation loss chose the epoch) or "training" (no validation split)."""
+    videos: dict[str, int]
+    """Videos per part: "train", "validation", "test" (format 2) and "skipped"."""
+
+
+@dataclass(frozen=True)
+class SeenVideos:
+    """Content hashes (SHA-256 of the files' bytes) of a checkpoint's training, validation and test videos."""
+
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    test: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A trained model as saved: `to_dict` gives plain types and tensors only, so the file is read back
+    with `torch.load(..., weights_only=True)`; `from_dict` checks what it reads (CheckpointError).
+
+    Not compared with `==` (tensors inside): compare `to_dict()`s, tensors with `torch.equal`.
+    """
+
+    labels: tuple[str, ...]
+    """The emotions, in the order of the head's outputs."""
+    encoder: dict[str, object]
+    """The frame encoder's `describe()`: what `encoder_for` rebuilds and checks."""
+    pooling: str
+    sampling: CheckpointSampling
+    head: HeadShape
+    head_state: dict[str, torch.Tensor]
+    params: TrainParams = TrainParams()
+    """What it was trained with (a field an older checkpoint lacks takes its default)."""
+    videos: SeenVideos | None = None
+    """None for a format-1 checkpoint, which did not record them (its training set is unknown)."""
+    training: TrainingSummary | None = None
+    metrics: dict[str, object] = field(default_factory=dict)
+    """The caller's figures (emocore.experiments: validation and test metrics as JSON)."""
+    encoder_state: dict[str, torch.Tensor] | None = None
+    """The encoder's weights whenever they cannot be fetched by name, so the file alone reproduces the features."""
+    emocore: str = ""
+    """The emocore version that trained it."""
+    version: int = CHECKPOINT_VERSION
+
+    @property
+    def seen_videos(self) -> frozenset[str] | None:
+        """Content hashes of the videos that trained the model or chose its epoch (training and
+        validation splits); None for a format-1 checkpoint, which did not record them."""
+        if self.version < 2 or self.videos is None:
+            return None
+        return frozenset(self.videos.train + self.videos.validation)
+
+    def to_dict(self) -> dict[str, object]:
+        """The dict `save_checkpoint` writes: plain types and tensors (what weights_only loading accepts)."""
+        out: dict[str, object] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": self.version,
+            "labels": list(self.labels),
+            "encoder": dict(self.encoder),
+            "pooling": self.pooling,
+            "sampling": asdict(self.sampling),
+            "params": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.params).items()},
+            "head": asdict(self.head),
+            "head_state": dict(self.head_state),
+            "metrics": dict(self.metrics),
+            "emocore": self.emocore,
+        }
+        if self.training is not None:
+            out["training"] = asdict(self.training)
+        if self.videos is not None:
+            out["videos"] = {part: list(hashes) for part, hashes in asdict(self.videos).items()}
+        if self.encoder_state is not None:
+            out["encoder_state"] = dict(self.encoder_state)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, source: str = "the checkpoint") -> "Checkpoint":
+        """Read what `to_dict` wrote (or a format-1 dict); CheckpointError naming `source` when it is not one.
+
+        Fields a record lacks take their defaults; an unknown training parameter or a value of the
+        wrong kind is damage."""
+        if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{source} is not an emocore model checkpoint")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CheckpointError(f"{source} is damaged (no format version)")
+        if version > CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"{source} was made by a newer emocore (checkpoint format {version}; this one reads up to "
+                f"{CHECKPOINT_VERSION}): upgrade emocore"
+            )
+        missing = [key for key in _REQUIRED + (("videos",) if version >= 2 else ()) if key not in data]
+        if missing:
+            raise CheckpointError(f"{source} is damaged (missing {', '.join(missing)})")
+        try:
+            return cls(
+                labels=tuple(_strings(data["labels"], "labels")),
+                encoder=dict(_mapping(data["encoder"], "encoder")),
+                pooling=str(data["pooling"]),
+                sampling=_record(CheckpointSampling, data["sampling"], "sampling"),
+                head=_record(HeadShape, data["head"], "head"),
+                head_state=_tensors(data["head_state"], "head_state"),
+                params=_record(TrainParams, data.get("params") or {}, "params"),
+                videos=(SeenVideos(**{part: tuple(_strings(hashes, f"videos {part}")) for part, hashes
+                                      in _mapping(data["videos"], "videos").items()})
+                        if version >= 2 else None),
+                training=None if data.get("training") is None else _record(TrainingSummary, data["training"],
+                                                                            "training"),
+                metrics=dict(_mapping(data.get("metrics") or {}, "metrics")),
+                encoder_state=None if data.get("encoder_state") is None else _tensors(data["encoder_state"],
+                                                                                       "encoder_state"),
+                emocore=str(data.get("emocore", "")),
+                version=version,
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{source} is damaged ({exc})") from exc
+
+
+def _mapping(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} is not a mapping")
+    return value
+
+
+def _strings(value: object, what: str) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} is not a list of strings")
+    return list(value)
+
+
+def _tensors(value: object, what: str) -> dict[str, torch.Tensor]:
+    found = _mapping(value, what)
+    tensors = {str(k): v for k, v in found.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != len(found):
+        raise TypeError(f"{what} holds something other than tensors")
+    return tensors
+
+
+def _record(cls: type[_Record], value: object, what: str) -> _Record:
+    """A frozen dataclass from its `asdict` (missing fields: their defaults; unknown keys: TypeError)."""
+    found = _mapping(value, what)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(str(k) for k in found if k not in names)
+    if unknown:
+        raise TypeError(f"{what} holds unknown fields {', '.join(unknown)}")
+    return cls(**found)
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write a checkpoint atomically (a temporary file renamed into place)."""
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError("not an emocore trained-model checkpoint (no 'format': 'emocore-trained')")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        torch.save(dict(checkpoint), partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_open(path) as out:
+        torch.save(checkpoint.to_dict(), out)
 
 
-def load_checkpoint(path: Path) -> dict[str, object]:
+def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint with `weights_only=True`; CheckpointError with a one-line reason otherwise.
 
-    A format-1 checkpoint (no record of its videos) still loads, so it can score ads; `seen_videos`
-    gives None for it and `emocore.experiments.evaluate_model` refuses it.
+    A format-1 checkpoint (no record of its videos) still loads, so it can score ads; its
+    `seen_videos` is None and `emocore.experiments.evaluate_model` refuses it.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 — pickles, zips, truncations all fail in their own way
         raise CheckpointError(f"{path} is not an emocore model checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an emocore model checkpoint")
-    version = checkpoint.get("version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path} is damaged (no format version)")
-    if version > CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} was made by a newer emocore (checkpoint format {version}; this one reads up to "
-            f"{CHECKPOINT_VERSION}): upgrade emocore"
-        )
-    missing = [key for key in _REQUIRED + (("videos",) if version >= 2 else ()) if key not in checkpoint]
-    if missing:
-        raise CheckpointError(f"{path} is damaged (missing {', '.join(missing)})")
-    return checkpoint
+    return Checkpoint.from_dict(data, source=str(path))
 
 
-def seen_videos(checkpoint: Mapping[str, object]) -> frozenset[str] | None:
-    """Content hashes of the videos that trained the model or chose its epoch (training and validation
-    splits); None for a format-1 checkpoint, which did not record them (its training set is unknown)."""
-    recorded = checkpoint.get("videos")
-    if int(checkpoint.get("version", 1)) < 2 or not isinstance(recorded, Mapping):  # type: ignore[call-overload]
-        return None
-    return frozenset(str(h) for part in ("train", "validation") for h in recorded.get(part, ()))
-
-
-def head_for(checkpoint: Mapping[str, object]) -> VideoHead:
+def head_for(checkpoint: Checkpoint) -> VideoHead:
     """The checkpoint's trained head, in eval mode."""
-    shape = checkpoint["head"]
-    head = VideoHead(int(shape["dim"]), len(checkpoint["labels"]), str(checkpoint["pooling"]),  # type: ignore[index]
-                     int(shape["hidden"]), float(shape.get("dropout", DROPOUT)))  # type: ignore[index,union-attr]
+    shape = checkpoint.head
+    head = VideoHead(shape.dim, len(checkpoint.labels), checkpoint.pooling, shape.hidden, shape.dropout)
     try:
-        head.load_state_dict(checkpoint["head_state"])  # type: ignore[arg-type]
+        head.load_state_dict(checkpoint.head_state)
     except RuntimeError as exc:
         raise CheckpointError("the checkpoint's head weights do not fit its own description") from exc
     return head.eval()
 
 
-def encoder_for(checkpoint: Mapping[str, object]) -> FrameEncoder:
+def encoder_for(checkpoint: Checkpoint) -> FrameEncoder:
     """The frame encoder the checkpoint was trained on, giving the same features.
 
     Raises CheckpointError when that encoder cannot be rebuilt here (e.g. ImageNet weights that
     cannot be fetched): scoring with other features would give confident nonsense.
     """
-    described = dict(checkpoint["encoder"])  # type: ignore[call-overload]
-    state = checkpoint.get("encoder_state")
-    weights = StoredWeights(str(described["weights"]), state) if state is not None else described.get("weights")
-    seed = int(dict(checkpoint.get("params") or {}).get("seed", 0))
-    encoder = make_encoder(str(described["name"]), weights=weights, seed=seed)  # type: ignore[arg-type]
+    described = checkpoint.encoder
+    state = checkpoint.encoder_state
+    label = described.get("weights")
+    weights = (StoredWeights(str(label), state) if state is not None
+               else None if label is None else str(label))
+    encoder = make_encoder(str(described["name"]), weights=weights, seed=checkpoint.params.seed)
     if encoder.describe() != described:
         raise CheckpointError(
             f"the model needs {described['name']} features with {described.get('weights')} weights, "
@@ -548,17 +692,17 @@ def encoder_for(checkpoint: Mapping[str, object]) -> FrameEncoder:
     return encoder
 
 
-def predict_videos(checkpoint: Mapping[str, object] | Path, paths: Sequence[Path], *, cache_dir: Path | None,
+def predict_videos(checkpoint: Checkpoint | Path, paths: Sequence[Path], *, cache_dir: Path | None,
                    progress: Progress | None = None) -> np.ndarray:
     """(N, E) ad-level probabilities of the checkpoint's emotions for each video (VideoError if unreadable)."""
-    if not isinstance(checkpoint, Mapping):
+    if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(Path(checkpoint))
     encoder, head = encoder_for(checkpoint), head_for(checkpoint)
-    sampling = checkpoint["sampling"]
-    out = np.zeros((len(paths), len(checkpoint["labels"])), dtype=np.float32)  # type: ignore[arg-type]
+    sampling = checkpoint.sampling
+    out = np.zeros((len(paths), len(checkpoint.labels)), dtype=np.float32)
     for i, path in enumerate(paths):
-        features = video_features(Path(path), encoder, sample_rate=float(sampling["sample_rate"]),  # type: ignore[index]
-                                  max_side=int(sampling["max_side"]), cache_dir=cache_dir)  # type: ignore[index]
+        features = video_features(Path(path), encoder, sample_rate=sampling.sample_rate,
+                                  max_side=sampling.max_side, cache_dir=cache_dir)
         with torch.inference_mode():
             logits = head(torch.from_numpy(features)[None], torch.tensor([len(features)]))
         out[i] = torch.sigmoid(logits)[0].numpy()
@@ -570,7 +714,12 @@ def predict_videos(checkpoint: Mapping[str, object] | Path, paths: Sequence[Path
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "Checkpoint",
     "CheckpointError",
+    "CheckpointSampling",
+    "HeadShape",
+    "SeenVideos",
+    "TrainingSummary",
     "EpochLoss",
     "LabelledVideos",
     "SkippedVideo",
@@ -586,7 +735,6 @@ __all__ = [
     "positive_weights",
     "predict_videos",
     "save_checkpoint",
-    "seen_videos",
     "Split",
     "split_videos",
     "train",

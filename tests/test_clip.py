@@ -24,7 +24,7 @@ TAG_REPO = "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """One torch thread: faster than two on a loaded 2-core machine (PERFORMANCE.md)."""
+    """One torch thread: faster than two on a loaded 2-core machine."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -99,7 +99,7 @@ def test_no_weights_names_both_fixes_and_fails_fast(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ClipWeightsMissing, match="EMOCORE_OFFLINE"):
         ClipModel(["happy"], weights=TAG, cache_dir=tmp_path, allow_download=True)
     monkeypatch.delenv("EMOCORE_OFFLINE")
-    monkeypatch.setattr("emocore.models.clip._host_answers", lambda host, timeout: "no answer within 5 s")
+    monkeypatch.setattr("emocore.models.clip_weights.host_answers", lambda host, timeout: "no answer within 5 s")
     with pytest.raises(ClipWeightsMissing, match="unreachable"):
         ClipModel(["happy"], weights=TAG, cache_dir=tmp_path, allow_download=True)
     with pytest.raises(ClipWeightsMissing, match="does not exist"):

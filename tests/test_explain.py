@@ -20,7 +20,7 @@ import pytest
 from emocore.errors import CorruptExplanation, TooFewSamples
 from processes import kill_9_when
 from emocore.explain import ExplainParams, explain_hash
-from emocore.explain.attribution import (
+from emocore.attribution import (
     deletion_check,
     deletion_checks,
     explain_lime,
@@ -305,7 +305,7 @@ def test_the_refits_solve_the_libraries_own_estimators() -> None:
     """The half-sample refits use the same estimators as the maps: LIME's ridge and shap's regression."""
     from lime.lime_base import LimeBase
 
-    from emocore.explain.attribution import (
+    from emocore.attribution import (
         _kernel_explainer,
         _lime_kernel,
         _seeded_global_rng,

@@ -1,4 +1,4 @@
-"""Label sources: the Pitt annotation files (published formats, /work/shared/PITT.md) and CSVs.
+"""Label sources: the Pitt annotation files (their published formats) and CSVs.
 
 Every file is written in tmp_path; video files are empty (label loading only looks for them).
 """
@@ -16,7 +16,7 @@ import pytest
 from emocore.errors import FolderNotFound
 from emocore.labels import LabelError, LabelSet, LabelledVideo, load_csv, load_pitt
 
-# four well-formed YouTube ids (11 characters of A-Z a-z 0-9 _ -); the first is PITT.md's example
+# four well-formed YouTube ids (11 characters of A-Z a-z 0-9 _ -); the first is the dataset documentation's example
 ID_MP4, ID_UPPER, ID_WEBM, ID_GONE = "KONL05sae4E", "a1b2c3d4e5f", "Zz_-0123456", "noVideo0001"
 
 

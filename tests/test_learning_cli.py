@@ -3,6 +3,7 @@ file format built from real clips (the test writes the annotation files itself).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from typer.testing import CliRunner
 
 from cli import app
-from emocore.indexer import content_hash
+from emocore.files import content_hash
 from emocore.devtools import media
 from emocore.store import Store
 from emocore.training import load_checkpoint, predict_videos, save_checkpoint
@@ -177,10 +178,10 @@ def test_a_checkpoint_without_its_videos_is_refused_by_evaluate(csv_model: tuple
                                                                trained: tuple[Path, Path], tmp_path: Path) -> None:
     """Format 1 did not record its training videos: it still scores ads, but evaluate refuses it."""
     labels, model, _ = csv_model
-    old = {**torch.load(model, weights_only=True), "version": 1}
-    del old["videos"]
+    old = dataclasses.replace(load_checkpoint(model), version=1, videos=None)
     save_checkpoint(tmp_path / "old.pt", old)
-    assert load_checkpoint(tmp_path / "old.pt")["labels"] == ["funny"]
+    assert load_checkpoint(tmp_path / "old.pt").labels == ("funny",)
+    assert "videos" not in torch.load(tmp_path / "old.pt", weights_only=True)  # written as format 1 was
     done = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "old.pt"), "--csv", str(labels),
                                "--cache", str(trained[1])])
     assert done.exit_code == 1 and done.stderr.count("\n") == 1

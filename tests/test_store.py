@@ -143,3 +143,65 @@ def test_evidence_and_packed_figures_round_trip(tmp_path: Path) -> None:
     assert table.loc["k1", "peak_sad"] == 0.9 and table.loc["k1", "share_sad"] == 0.5
     assert math.isnan(table.loc["k1", "var_happy"])  # none was given
     assert math.isnan(table.loc["f1", "mean_happy"]) and table.loc["f1", "status"] == "failed"
+
+
+def _reverse_columns(db: sqlite3.Connection) -> None:
+    """Rebuild every table but `meta` with its columns in the opposite order (same names, types, keys;
+    as rowid tables: SQLite 3.40's integrity check reports false NULLs in a WITHOUT ROWID table whose
+    key columns are not its first)."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta'")]
+    with db:
+        for table in tables:
+            info = db.execute(f"PRAGMA table_info({table})").fetchall()  # cid, name, type, notnull, default, pk
+            columns = [f"{name} {kind}" + (" NOT NULL" if notnull else "") + ("" if default is None else f" DEFAULT {default}")
+                       for _, name, kind, notnull, default, _ in reversed(info)]
+            keys = [name for *_, name, _, _, _, pk in sorted(info, key=lambda c: c[5]) if pk]
+            names = ", ".join(c[1] for c in info)
+            db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+            db.execute(f"CREATE TABLE {table} ({', '.join(columns)}, PRIMARY KEY ({', '.join(keys)}))")
+            db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM old_{table}")
+            db.execute(f"DROP TABLE old_{table}")
+
+
+def test_rows_are_written_and_read_by_column_name(tmp_path: Path) -> None:
+    """Every INSERT names its columns and every read goes by column name: a cache whose tables hold their
+    columns in another order (same names) reads back exactly what was written."""
+    from emocore.store import FrameExplanation, StoredAttribution
+
+    with Store(tmp_path) as store:
+        store.write_ad(_ad("k0", "z.mp4"))
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        _reverse_columns(db)
+        assert [c[1] for c in db.execute("PRAGMA table_info(frames)")][0] == "face_px"
+    db.close()
+    segments = np.zeros((4, 4), dtype=np.int32)
+    segments[2:] = 1
+    explained = FrameExplanation("k1", 2, 1.0, "h" * 16, (1, 2, 5, 6), segments, np.full((4, 4, 3), 7, np.uint8),
+                                 {"seed": 0}, (StoredAttribution("sad", "lime", np.array([0.5, -0.25]), {"score": 0.9}),))
+    with Store(tmp_path) as store:
+        store.write_ad(_ad(), {0: b"jpg0"})
+        store.write_explanation(explained)
+        store.record_file("/ads/a.mp4", status="indexed", size_bytes=10, mtime_ns=5, content_hash="c" * 64, ad_key="k1")
+    with Store(tmp_path, readonly=True) as store:
+        ad = store.ad("a.mp4")
+        written = _ad()
+        assert (ad.key, ad.name, ad.path, ad.status, ad.model, ad.labels, ad.duration_s, ad.width, ad.has_audio,
+                ad.frames, ad.face_frames, ad.face_seconds, ad.dominant_raw, ad.params, ad.content_hash) == (
+            "k1", "a.mp4", "/ads/a.mp4", "ok", "toy", ("happy", "sad"), 1.5, 64, False, 3, 2, 1.0, "sad",
+            {"rate": 2.0}, "c" * 64)
+        tl = store.timeline("k1")
+        np.testing.assert_array_equal(tl.times, written.timeline.times)
+        np.testing.assert_allclose(tl.raw, written.timeline.raw)
+        assert tl.faces.tolist() == [1, 0, 2] and tl.boxes == written.timeline.boxes[:3] and tl.shots == (1.0,)
+        assert store.emotions("k1") == written.emotions
+        assert store.explained_frames("k1") == [(2, 1.0, "h" * 16)]
+        assert store.explained_frames("k1")[0].time_s == 1.0
+        frame = store.explanation("k1", 2)
+        assert (frame.time_s, frame.region, frame.params) == (1.0, (1, 2, 5, 6), {"seed": 0})
+        np.testing.assert_array_equal(frame.segments, segments)
+        assert frame.attributions[0].figures == {"score": 0.9}
+        np.testing.assert_allclose(frame.attributions[0].weights, [0.5, -0.25])
+        found = store.file("/ads/a.mp4")
+        assert (found.size_bytes, found.mtime_ns, found.content_hash, found.ad_key, found.status) == (
+            10, 5, "c" * 64, "k1", "indexed")
+        assert [a.key for a in store.ads()] == ["k1", "k0"] and store.check() == []

@@ -8,6 +8,7 @@ smoke run of the whole path: train, save, reload, score frames through `load_mod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import urllib.error
@@ -37,18 +38,19 @@ from emocore.training import (
     TrainingError,
     TrainParams,
     VideoHead,
+    Checkpoint,
+    CheckpointSampling,
     head_for,
     load_checkpoint,
     masked_loss,
     positive_weights,
     predict_videos,
     save_checkpoint,
-    seen_videos,
     split_videos,
     train,
 )
 from emocore.experiments import cross_validate
-from emocore.indexer import content_hash
+from emocore.files import content_hash
 
 RED_SHADES = [(200 + 8 * i, 30 + 6 * i, 30 + 4 * i) for i in range(6)]
 BLUE_SHADES = [(30 + 4 * i, 30 + 6 * i, 200 + 8 * i) for i in range(6)]
@@ -257,7 +259,7 @@ def test_mean_pooling_learns_red_from_blue(trained_mean) -> None:
 def test_lstm_pooling_trains_too(colour_labels: Labels, feature_cache: Path) -> None:
     result = train(colour_labels, TrainParams(pooling="lstm", hidden=32, **FAST), cache_dir=feature_cache)
     assert _accuracy(result) > 0.9
-    assert result.checkpoint["pooling"] == "lstm" and "lstm.weight_ih_l0" in result.checkpoint["head_state"]
+    assert result.checkpoint.pooling == "lstm" and "lstm.weight_ih_l0" in result.checkpoint.head_state
 
 
 def test_training_is_deterministic(trained_mean, colour_labels: Labels, feature_cache: Path) -> None:
@@ -265,11 +267,11 @@ def test_training_is_deterministic(trained_mean, colour_labels: Labels, feature_
     before = torch.get_rng_state()
     again = train(colour_labels, TrainParams(pooling="mean", **FAST), cache_dir=feature_cache)
     assert torch.equal(torch.get_rng_state(), before)
-    for name, tensor in trained_mean.checkpoint["head_state"].items():
-        assert torch.equal(tensor, again.checkpoint["head_state"][name]), name
+    for name, tensor in trained_mean.checkpoint.head_state.items():
+        assert torch.equal(tensor, again.checkpoint.head_state[name]), name
     other = train(colour_labels, TrainParams(pooling="mean", **{**FAST, "seed": 1}), cache_dir=feature_cache)
-    assert not torch.equal(other.checkpoint["head_state"]["linear.weight"],
-                           trained_mean.checkpoint["head_state"]["linear.weight"])
+    assert not torch.equal(other.checkpoint.head_state["linear.weight"],
+                           trained_mean.checkpoint.head_state["linear.weight"])
 
 
 def test_progress_is_reported(colour_labels: Labels, feature_cache: Path) -> None:
@@ -360,10 +362,10 @@ def test_training_never_sees_the_test_split(colour_labels: Labels, feature_cache
     funny = {v.key: v.scores["funny"] for v in colour_labels.videos}
     assert sorted(funny[k] for k in test) in ([0.0, 1.0, 1.0], [0.0, 0.0, 1.0])  # both classes
     paths = {v.key: v.path for v in colour_labels.videos}
-    recorded = result.checkpoint["videos"]
-    for part, keys in (("train", trained), ("validation", val), ("test", test)):
-        assert recorded[part] == sorted(content_hash(paths[k]) for k in keys)
-    assert seen_videos(result.checkpoint) == frozenset(recorded["train"] + recorded["validation"])
+    recorded = result.checkpoint.videos
+    for part, keys in ((recorded.train, trained), (recorded.validation, val), (recorded.test, test)):
+        assert list(part) == sorted(content_hash(paths[k]) for k in keys)
+    assert result.checkpoint.seen_videos == frozenset(recorded.train + recorded.validation)
     # the test predictions are the restored model's, on exactly those videos
     np.testing.assert_allclose(predict_videos(result.checkpoint, [paths[k] for k in result.test.keys],
                                               cache_dir=feature_cache), result.test.probabilities, atol=1e-6)
@@ -439,7 +441,7 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(
 def test_bad_checkpoints_are_named(tmp_path: Path, trained_mean) -> None:
     (tmp_path / "junk.pt").write_text("not a model")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    save_checkpoint(tmp_path / "newer.pt", {**trained_mean.checkpoint, "version": 99})
+    save_checkpoint(tmp_path / "newer.pt", dataclasses.replace(trained_mean.checkpoint, version=99))
     with pytest.raises(CheckpointError, match="not an emocore model checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="not an emocore model checkpoint"):
@@ -448,6 +450,58 @@ def test_bad_checkpoints_are_named(tmp_path: Path, trained_mean) -> None:
         load_checkpoint(tmp_path / "newer.pt")
     with pytest.raises(CheckpointError, match="no such model file"):
         load_model(f"trained:{tmp_path / 'missing.pt'}")
+
+
+def _same_checkpoint(a: Checkpoint, b: Checkpoint) -> None:
+    """Field by field (tensors with torch.equal: a Checkpoint is not compared with ==)."""
+    for f in dataclasses.fields(Checkpoint):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name in ("head_state", "encoder_state") and x is not None:
+            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), f.name
+        else:
+            assert x == y, f.name
+
+
+def test_the_checkpoint_record_round_trips_through_its_file(trained_mean, checkpoint_file: Path) -> None:
+    """Checkpoint.to_dict is what the file holds (plain types and tensors, read with weights_only=True), and
+    from_dict / load_checkpoint give the same typed record back."""
+    made = trained_mean.checkpoint
+    _same_checkpoint(Checkpoint.from_dict(made.to_dict()), made)
+    loaded = load_checkpoint(checkpoint_file)
+    _same_checkpoint(loaded, made)
+    raw = torch.load(checkpoint_file, weights_only=True)
+    assert set(raw) == {"format", "version", "labels", "encoder", "pooling", "sampling", "params", "head", "head_state",
+                        "training", "videos", "metrics", "emocore", "encoder_state"}
+    assert raw["head"] == {"dim": loaded.head.dim, "hidden": 128, "dropout": 0.2}
+    assert raw["training"]["videos"] == {"train": 9, "validation": 3, "test": 0, "skipped": 0}
+    assert loaded.params == TrainParams(pooling="mean", **FAST) and loaded.sampling == CheckpointSampling(1.0, 64)
+    assert loaded.training is not None and loaded.training.best_epoch == trained_mean.best_epoch
+    assert len(loaded.videos.train) == 9 and len(loaded.seen_videos) == 12
+
+
+def test_damaged_checkpoint_records_are_named(trained_mean, tmp_path: Path) -> None:
+    good = trained_mean.checkpoint.to_dict()
+    cases = {
+        "missing head_state": {k: v for k, v in good.items() if k != "head_state"},
+        "sampling holds unknown fields frames": {**good, "sampling": {**good["sampling"], "frames": 3}},
+        "labels is not a list of strings": {**good, "labels": "funny"},
+        "head_state holds something other than tensors": {**good, "head_state": {"linear.weight": [1.0]}},
+        "params holds unknown fields colour": {**good, "params": {**good["params"], "colour": "red"}},
+        "no format version": {**good, "version": "2"},
+    }
+    for reason, data in cases.items():
+        torch.save(data, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=reason) as caught:
+            load_checkpoint(tmp_path / "bad.pt")
+        assert str(tmp_path / "bad.pt") in str(caught.value) and "\n" not in str(caught.value)
+    # format 1 (no record of its videos, no test count) still loads and scores; its videos are unknown
+    old = {k: v for k, v in good.items() if k != "videos"}
+    old["version"] = 1
+    old["training"] = {**good["training"], "videos": {"train": 9, "validation": 3, "skipped": 0}}
+    old["params"] = {k: v for k, v in good["params"].items() if k != "test_fraction"}  # format 1 predates it
+    loaded = Checkpoint.from_dict(old)
+    assert loaded.videos is None and loaded.seen_videos is None and loaded.params.test_fraction == 0.0
+    assert head_for(loaded).pooling == "mean"
 
 
 def test_frame_logits_score_a_frame_as_a_one_frame_video() -> None:
@@ -509,7 +563,7 @@ def test_clip_features_train_and_reload(colour_labels: Labels, tmp_path: Path) -
     pytest.importorskip("open_clip")
     params = TrainParams(backbone="clip:ViT-B-32", **{**FAST, "weights": "random", "epochs": 5})
     result = train(colour_labels, params, cache_dir=tmp_path)
-    assert result.checkpoint["encoder"]["name"] == "clip:ViT-B-32" and "encoder_state" in result.checkpoint
+    assert result.checkpoint.encoder["name"] == "clip:ViT-B-32" and result.checkpoint.encoder_state is not None
     save_checkpoint(tmp_path / "clip.pt", result.checkpoint)
     by_key = {v.key: v.path for v in colour_labels.videos}
     predicted = predict_videos(tmp_path / "clip.pt", [by_key[k] for k in result.validation.keys],

@@ -13,22 +13,30 @@ from loaders import (
     NormsChoice,
     cache_root,
     cache_version,
-    explain_command,
+    key_frame_image,
     library_for,
     load_bundle,
     load_explanation,
+    thumbnail_for,
+)
+from widgets import (
+    chart,
+    empty_cache_note,
+    explain_command,
+    norms_ui,
     open_cache_or_explain,
     param_float,
     plain,
-    thumbnail_for,
+    report_ui,
+    trust_ui,
     warn_unknown_params,
 )
-from widgets import chart, norms_ui, report_ui
 
-from emocore import charts, queries, render
+from emocore import charts, queries, usecases
+from emocore import render as draw
 from emocore.export import ReportSection
-from emocore.store import AdRow, FrameExplanation, key_frame_path
-from emocore.trust import TrustFigures, describe, summary_text
+from emocore.store import AdRow, FrameExplanation
+from emocore.trust import summary_text
 
 PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
@@ -79,7 +87,7 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
                           index=list(SIGNS.values()).index(st.query_params.get("sign", "both"))
                           if st.query_params.get("sign", "both") in SIGNS.values() else 0)
     st.query_params.update({"emotion": emotion, "opacity": f"{opacity:g}", "sign": SIGNS[sign_label]})
-    key_frame = _key_frame(root, bundle.ad.key, frame_idx)
+    key_frame = key_frame_image(root, bundle.ad.key, frame_idx)
     columns = st.columns(2)
     for column, method in zip(columns, ("lime", "shap")):
         found = frame.attribution(emotion, method)
@@ -88,26 +96,15 @@ def explanation_view(root: Path, bundle: queries.AdBundle, frame: FrameExplanati
             if found is None:
                 st.info(f"No {method.upper()} explanation of {plain(emotion)} here.")
                 continue
-            patch = render.overlay(frame.image, frame.segments, found.weights, opacity=opacity, sign=SIGNS[sign_label])
-            picture = render.place(key_frame, patch, frame.region) if key_frame is not None else patch
+            patch = draw.overlay(frame.image, frame.segments, found.weights, opacity=opacity, sign=SIGNS[sign_label])
+            picture = draw.place(key_frame, patch, frame.region) if key_frame is not None else patch
             st.image(picture, width="stretch")
             st.image(patch, width=220, caption="the explained region, enlarged")
-            trust_ui(found.figures)
+            trust_ui(found.trust)
     st.caption("Bluish green raises the score, vermillion lowers it. Each figure has its yardstick: the deletion "
                "check hides the top-weighted regions beside random regions of the same area; LIME–SHAP agreement "
                "sits beside each method's seed-to-seed stability (two methods cannot agree more than each agrees "
                "with itself); LIME's fit R² beside the R² it reaches on pure noise.")
-
-
-def trust_ui(figures: dict[str, object]) -> None:
-    """One attribution's trust figures, in `emocore.trust.describe`'s words (as the CLI and report print them)."""
-    lines = describe(TrustFigures.from_dict(figures))
-    st.markdown("\n".join(f"- {plain(line)}" for line in lines))
-
-
-def _key_frame(root: Path, key: str, index: int) -> np.ndarray | None:
-    image = cv2.imread(str(key_frame_path(root, key, index)))
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def no_explanation_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
@@ -121,7 +118,7 @@ def no_explanation_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> N
     st.code(explain_command(ad.path, t, emotion, root), language="bash")
     if st.button(f"Explain {plain(emotion)} at {t:.1f} s now", key="ad-explain-now", icon=":material/psychology:"):
         with st.spinner("Explaining with LIME and SHAP (a few seconds)…"):
-            message = _explain_now(str(root), ad.key, t, emotion)
+            message = _explain_now(str(root), ad, t, emotion)
         if message:
             st.error(plain(message))
         else:
@@ -135,17 +132,12 @@ def _model(name: str) -> object:
     return load_model(name)
 
 
-def _explain_now(root: str, key: str, t: float, emotion: str) -> str | None:
+def _explain_now(root: str, ad: AdRow, t: float, emotion: str) -> str | None:
     """Compute one explanation on request (the only place the dashboard runs a model); None if done."""
     from emocore.errors import EmocoreError
-    from emocore.explain import ExplainParams, explain_moment
-    from emocore.indexer import find_ad_for
-    from emocore.store import Store
 
     try:
-        with Store(root) as store:
-            ad, video = find_ad_for(store, key)
-            explain_moment(store, ad, video, _model(ad.model), t, emotion, ExplainParams())
+        usecases.explain_moment(root, ad.key, t, emotion, model=_model(ad.model), overlay=False)
     except (EmocoreError, ValueError, OSError, sqlite3.Error, cv2.error) as exc:
         return f"could not explain it: {exc}"
     return None
@@ -183,9 +175,9 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
         if isinstance(found, str):
             continue
         emotion = sorted({a.emotion for a in found.attributions})[0]
-        trust = summary_text([TrustFigures.from_dict(a.figures) for a in found.attributions if a.emotion == emotion])
+        trust = summary_text([a.trust for a in found.attributions if a.emotion == emotion])
         images.append((f"{t:.1f} s — {emotion}: LIME | SHAP. {trust}",
-                       render.explanation_figure(found, emotion, frame=_key_frame(root, ad.key, index))))
+                       draw.explanation_figure(found, emotion, frame=key_frame_image(root, ad.key, index))))
     return [
         ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, {dominant}, raw top emotion "
                       f"{ad.dominant_raw or '—'} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
@@ -245,15 +237,18 @@ def against_library_ui(bundle: queries.AdBundle, row: pd.Series, choice: NormsCh
     })
 
 
-root = cache_root()
-warn_unknown_params("ad")
-if open_cache_or_explain(root):
+def render() -> None:
+    """The Ad page: one ad's figures against the library, its timeline, and why a moment scores as it does."""
+    root = cache_root()
+    warn_unknown_params("ad")
+    if not open_cache_or_explain(root):
+        return
     version = cache_version(root)
     norms_choice = norms_ui(root, "ad")
     table = library_for(root, norms_choice)
     if table.empty:
-        st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
-        st.stop()
+        empty_cache_note(root)
+        return
     key = ad_picker_ui(table)
     bundle = load_bundle(str(root), version, key)
     ad = bundle.ad
@@ -261,7 +256,7 @@ if open_cache_or_explain(root):
     if ad.status == "failed":
         st.error(f"Indexing failed: {plain(ad.error)}")
         st.caption(f"File: {plain(ad.path)}")
-        st.stop()
+        return
     tl = bundle.timeline
     library_row = table[table["key"] == ad.key].iloc[0]
     summary_ui(ad, library_row, len(tl.shots) + 1, norms_choice)
@@ -272,39 +267,10 @@ if open_cache_or_explain(root):
     t = float(tl.times[frame_idx])
     left, right = st.columns([3, 2])
     with right:
-        if Path(ad.path).is_file() and Path(ad.path).suffix.lower() in PLAYABLE:
-            st.video(ad.path, format=PLAYABLE[Path(ad.path).suffix.lower()], start_time=int(t))
-            st.caption(f"Starts at the selected moment ({t:.1f} s).")
-        elif Path(ad.path).is_file():
-            st.image(_key_frame(root, ad.key, frame_idx) if frame_idx in dict(bundle.explained)
-                     else thumbnail_for(root, ad.key, frame_idx), width="stretch")
-            st.caption(f"Browsers cannot play {Path(ad.path).suffix} files: the frame at {t:.1f} s.")
-        else:
-            st.info(f"The video file is no longer at {plain(ad.path)}.")
-            st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+        video_ui(root, bundle, frame_idx)
         against_library_ui(bundle, library_row, norms_choice)
     with left:
-        shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
-        show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
-        fig = charts.timeline_figure(
-            f"{ad.name}: emotions over time", tl.times, tl.smoothed, tl.raw, list(ad.labels), shots=tl.shots,
-            peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
-            emotions=shown, show_raw=show_raw,
-        )
-        state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
-                      on_select="rerun", selection_mode="points")
-        st.caption("Click a point to see that moment. Triangles mark each emotion's peaks, diamonds the explained "
-                   "moments, dotted lines the shot boundaries.")
-    points = state.selection.points if state else []
-    if points:
-        index = points[0].get("customdata", points[0].get("point_index"))
-        if isinstance(index, dict):
-            index = next(iter(index.values()))
-        if isinstance(index, list):
-            index = index[0]
-        if index is not None and int(index) != frame_idx and 0 <= int(index) < len(tl.times):
-            st.query_params["t"] = f"{tl.times[int(index)]:.3f}"
-            st.rerun()
+        fig = timeline_ui(bundle, t)
 
     st.subheader(f"The moment at {t:.1f} s", anchor=False)
     key_frames_ui(root, bundle, frame_idx)
@@ -327,3 +293,52 @@ if open_cache_or_explain(root):
         report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig, library_row, norms_choice),
                   f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report",
                   f"{ad.key}:{version}:{norms_choice.label}")
+
+
+def video_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
+    """The video from the selected moment (or, for a format browsers cannot play, the frame)."""
+    ad = bundle.ad
+    t = float(bundle.timeline.times[frame_idx])
+    video = Path(ad.path)
+    if video.is_file() and video.suffix.lower() in PLAYABLE:
+        st.video(ad.path, format=PLAYABLE[video.suffix.lower()], start_time=int(t))
+        st.caption(f"Starts at the selected moment ({t:.1f} s).")
+    elif video.is_file():
+        st.image(key_frame_image(root, ad.key, frame_idx) if frame_idx in dict(bundle.explained)
+                 else thumbnail_for(root, ad.key, frame_idx), width="stretch")
+        st.caption(f"Browsers cannot play {video.suffix} files: the frame at {t:.1f} s.")
+    else:
+        st.info(f"The video file is no longer at {plain(ad.path)}.")
+        st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+
+
+def timeline_ui(bundle: queries.AdBundle, t: float) -> object:
+    """The timeline of every emotion; a click on a point selects that moment (a rerun). Returns the figure."""
+    ad, tl = bundle.ad, bundle.timeline
+    shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
+    show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
+    fig = charts.timeline_figure(
+        f"{ad.name}: emotions over time", tl.times, tl.smoothed, tl.raw, list(ad.labels), shots=tl.shots,
+        peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
+        emotions=shown, show_raw=show_raw,
+    )
+    state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
+                  on_select="rerun", selection_mode="points")
+    st.caption("Click a point to see that moment. Triangles mark each emotion's peaks, diamonds the explained "
+               "moments, dotted lines the shot boundaries.")
+    points = state.selection.points if state else []
+    if points:
+        index = points[0].get("customdata", points[0].get("point_index"))
+        if isinstance(index, dict):
+            index = next(iter(index.values()))
+        if isinstance(index, list):
+            index = index[0]
+        frame_idx = int(np.argmin(np.abs(tl.times - t)))
+        if index is not None and int(index) != frame_idx and 0 <= int(index) < len(tl.times):
+            st.query_params["t"] = f"{tl.times[int(index)]:.3f}"
+            st.rerun()
+    return fig
+
+
+if __name__ == "__main__":  # run as a page by dashboard/main.py's st.navigation
+    render()

@@ -7,21 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from loaders import (
-    cache_root,
-    cache_version,
-    explain_command,
-    load_bundle,
-    load_explanation,
-    library_for,
-    open_cache_or_explain,
-    plain,
-    warn_unknown_params,
-)
-from widgets import chart, norms_ui, report_ui
+from loaders import cache_root, cache_version, library_for, load_bundle, load_explanation
+from widgets import chart, explain_command, norms_ui, open_cache_or_explain, plain, report_ui, warn_unknown_params
 
-from emocore import charts, export, queries, render
+from emocore import charts, export, queries, usecases
+from emocore import render as draw
 from emocore.export import ReportSection
+from emocore.store import FrameExplanation
 
 ALIGN = {"seconds": "seconds", "share of duration": "share"}
 #: what the profile chart shows (label -> link value)
@@ -46,121 +38,80 @@ def ads_ui(table: pd.DataFrame) -> list[str]:
     return chosen
 
 
-def differences(bundles: list[queries.AdBundle], emotion: str, table: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    library_rows = table.set_index("key")
-    for b in bundles:
-        row = library_rows.loc[b.ad.key]
-        figures = {e.emotion: e for e in b.emotions}
-        f = figures.get(emotion)
-        top = max(b.emotions, key=lambda e: e.peak if e.peak is not None else -1, default=None)
-        moments = sorted(t for t, _ in queries.peaks(b).get(emotion, []))
-        threshold = float(b.ad.params.get("index", {}).get("scoring", {}).get("threshold", 0.5))
-        rows.append({
-            "ad": b.ad.name,
-            "duration (s)": b.ad.duration_s,
-            "dominant (highest lift over the norm)": "too little evidence" if pd.isna(row["dominant"])
-            else row["dominant"],
-            "raw top emotion (highest mean)": b.ad.dominant_raw,
-            "peak emotion (highest peak)": None if top is None else top.emotion,
-            f"{emotion} mean": None if f is None else f.mean,
-            f"{emotion} percentile": row.get(f"pct_{emotion}"),
-            "face frames": int(row["face_frames"]),
-            f"{emotion} peak": None if f is None else f.peak,
-            f"{emotion} peak at (s)": None if f is None else f.peak_time_s,
-            f"first of the 3 highest {emotion} peaks at (s)": moments[0] if moments else None,
-            f"share of time {emotion} ≥ {threshold:g}": None if f is None else f.share_above,
-            "face coverage": b.ad.face_coverage,
-        })
-    return pd.DataFrame(rows)
-
-
 def key_frames_ui(root: Path, version: int, bundles: list[queries.AdBundle], emotion: str) -> list[tuple[str, np.ndarray]]:
     """Each ad's best explained moment for the emotion, with its LIME overlay; returns them for the report."""
     shown = []
     for column, b in zip(st.columns(len(bundles)), bundles):
         with column:
             st.markdown(f"**{plain(b.ad.name)}**")
-            best = None
-            for index, t in b.explained:
-                found = load_explanation(str(root), version, b.ad.key, index)
-                if isinstance(found, str):
-                    continue
-                lime = found.attribution(emotion, "lime") or found.attribution(emotion, "shap")
-                if lime and (best is None or lime.figures["score"] > best[1].figures["score"]):
-                    best = (found, lime)
+            loaded = (load_explanation(str(root), version, b.ad.key, index) for index, _ in b.explained)
+            best = usecases.best_moment((f for f in loaded if isinstance(f, FrameExplanation)), emotion)
             if best is None:
                 st.caption(f"No explained moment for {emotion}. Explain its peak with:")
                 t = next((t for t, _ in sorted(queries.peaks(b).get(emotion, []), key=lambda x: -x[1])), None)
                 if t is not None:
                     st.code(explain_command(b.ad.path, t, emotion, root), language="bash")
                 continue
-            found, attribution = best
-            patch = render.overlay(found.image, found.segments, attribution.weights, opacity=0.55)
+            found, attribution = best.frame, best.attribution
+            patch = draw.overlay(found.image, found.segments, attribution.weights, opacity=0.55)
             st.image(patch, width=320,
-                     caption=f"{found.time_s:.1f} s · {emotion} {attribution.figures['score']:.2f} · {attribution.method.upper()}")
+                     caption=f"{found.time_s:.1f} s · {emotion} {attribution.trust.score:.2f} · {attribution.method.upper()}")
             st.page_link("views/ad.py", label="open this moment", query_params={"ad": b.ad.key, "t": f"{found.time_s:.3f}",
                                                                                "emotion": emotion})
             shown.append((f"{b.ad.name} — {found.time_s:.1f} s", patch))
     return shown
 
 
-st.title("Compare")
-root = cache_root()
-warn_unknown_params("compare")
-if open_cache_or_explain(root):
+def render() -> None:
+    """The Compare page: two to four ads on one emotion, their profiles, key frames and differences."""
+    st.title("Compare")
+    root = cache_root()
+    warn_unknown_params("compare")
+    if not open_cache_or_explain(root):
+        return
     version = cache_version(root)
     norms_choice = norms_ui(root, "cmp")
     table = library_for(root, norms_choice)
     if (table["status"] == "ok").sum() < 2:
         st.info("Comparing needs at least two indexed ads in the cache.")
-        st.stop()
+        return
     chosen = ads_ui(table)
     if len(chosen) < 2:
         st.info("Pick at least two ads.")
-        st.stop()
+        return
     bundles = [load_bundle(str(root), version, k) for k in chosen]
-    # ads scored by different models share only some emotions: compare on those
-    labels = [e for e in bundles[0].ad.labels if all(e in b.ad.labels for b in bundles)]
+    labels = usecases.shared_emotions(bundles)
     if not labels:
         st.info("These ads were scored by models with no emotion in common: nothing to compare.")
-        st.stop()
-    counts = pd.Series([b.ad.name for b in bundles]).value_counts()
-    shown_name = {b.ad.key: b.ad.name if counts[b.ad.name] == 1 else f"{b.ad.name} ({b.ad.key[:6]})" for b in bundles}
+        return
     c1, c2 = st.columns(2)
     wanted = st.query_params.get("emotion", "happy")
     emotion = c1.selectbox("Emotion", labels, index=labels.index(wanted) if wanted in labels else 0, key="cmp-emotion")
     align_label = c2.radio("Align by", list(ALIGN), horizontal=True, key="cmp-align",
                            index=1 if st.query_params.get("align") == "share" else 0)
     st.query_params.update({"emotion": emotion, "align": ALIGN[align_label]})
+    comparison = usecases.compare(bundles, table, emotion)
 
-    series = [charts.Series(shown_name[b.ad.key], b.timeline.times, b.timeline.smoothed[:, b.ad.labels.index(emotion)],
-                            b.ad.duration_s or float(b.timeline.times[-1])) for b in bundles]
+    series = [charts.Series(c.name, c.times, c.values, c.duration_s) for c in comparison.curves]
     overlay_fig = charts.compare_figure(series, emotion, ALIGN[align_label])
-    curves = pd.concat([pd.DataFrame({"ad": s.name, "time_s": s.times, "share_of_duration": s.times / max(s.duration_s, 1e-9),
-                                      emotion: s.values}) for s in series])
-    chart(overlay_fig, curves, f"compare_{emotion}", "cmp-overlay")
+    chart(overlay_fig, comparison.curves_table(), f"compare_{emotion}", "cmp-overlay")
 
     wanted_profile = st.query_params.get("profile", "mean")
     profile_label = st.radio("Profiles show", list(PROFILE), horizontal=True, key="cmp-profile-shows",
                              index=list(PROFILE.values()).index(wanted_profile) if wanted_profile in PROFILE.values()
                              else 0)
     st.query_params["profile"] = PROFILE[profile_label]
+    profiles = usecases.profiles(bundles, table, labels, by=PROFILE[profile_label])
     if PROFILE[profile_label] == "pct":
-        by_key = table.set_index("key")
-        profiles = {shown_name[b.ad.key]: {e: by_key.at[b.ad.key, f"pct_{e}"] for e in labels
-                                           if f"pct_{e}" in by_key.columns} for b in bundles}
-        profiles = {name: {e: float(v) for e, v in values.items() if pd.notna(v)} for name, values in profiles.items()}
         source = "this cache" if norms_choice.root is None else norms_choice.label
         profile_fig = charts.profile_figure(profiles, labels, f"Emotion profile (percentile among the ads of {source})",
                                             y_title="percentile in the library", y_max=100.0, value_format=".0f")
     else:
-        profiles = {shown_name[b.ad.key]: {e.emotion: e.mean for e in b.emotions} for b in bundles}
         profile_fig = charts.profile_figure(profiles, labels)
     chart(profile_fig, pd.DataFrame(profiles).rename_axis("emotion").reset_index(), "compare_profiles", "cmp-profile")
 
     st.subheader("Differences", anchor=False)
-    diff = differences(bundles, emotion, table)
+    diff = comparison.differences
     st.dataframe(diff, hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in diff.columns if diff[c].dtype.kind == "f"} | {
         f"{emotion} percentile": st.column_config.NumberColumn(format="p%.0f", help="In the norm library: p92 = "
@@ -180,3 +131,7 @@ if open_cache_or_explain(root):
                           tuple(frames), None),
         ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report",
             f"{','.join(chosen)}:{emotion}:{align_label}:{profile_label}:{norms_choice.label}:{version}")
+
+
+if __name__ == "__main__":  # run as a page by dashboard/main.py's st.navigation
+    render()

@@ -7,25 +7,17 @@ failed ones. Percentiles, lifts and the dominant emotion are read against the ch
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from loaders import (
-    NormsChoice,
-    cache_root,
-    library_for,
-    open_cache_or_explain,
-    plain,
-    thumbnail_for,
-    warn_unknown_params,
-)
-from widgets import chart, norms_ui
+from loaders import NormsChoice, cache_root, library_for, thumbnail_for
+from widgets import chart, empty_cache_note, norms_ui, open_cache_or_explain, plain, warn_unknown_params
 
 from emocore import charts, norms, queries
+from emocore.usecases import LibraryFilters, RankedLibrary, evidence_rate, face_frames_for, filter_library
 
 PAGE_SIZE = 50
 #: the units the minimum evidence can be set in (link value -> label)
@@ -33,30 +25,14 @@ EVIDENCE_UNITS = {"frames": "face frames", "seconds": "seconds with a face"}
 
 
 @dataclass(frozen=True)
-class Filters:
-    emotion: str
-    score: tuple[float, float]
-    """Range of the rank score (the evidence-aware figure the ranking sorts by) a ranked ad must fall in."""
-    duration: tuple[float, float]
-    name: str
-    statuses: tuple[str, ...]
-    descending: bool
+class Chosen:
+    """What the sidebar set: the filters, and the minimum evidence as the user typed it."""
+
+    filters: LibraryFilters
     min_evidence: float
     """The least evidence an ad needs to be ranked, as set, in `evidence_unit`."""
     evidence_unit: str
     """"frames" (face frames) or "seconds" (seconds with a face)."""
-    min_face_frames: int
-    """`min_evidence` in face frames: what `queries.rank` is given."""
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """The rows the table shows, in order, and how many of them are ranked, thin, failed."""
-
-    rows: pd.DataFrame
-    ranked: int
-    thin: int
-    failed: int
 
 
 def _float(name: str, default: float) -> float:
@@ -66,7 +42,7 @@ def _float(name: str, default: float) -> float:
         return default
 
 
-def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
+def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Chosen:
     """The sidebar's filters, initialised from the link's query parameters and written back to it."""
     params = st.query_params
     with st.sidebar:
@@ -85,14 +61,14 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
                         index=units.index(linked_unit) if linked_unit in units else 0,
                         format_func=EVIDENCE_UNITS.get, horizontal=True, key="lib-evidence-unit",
                         help="Ads with less are listed after the ranked ones, unranked")
-        rate = sample_rate(table)
+        rate = evidence_rate(table)
         default = float(norms.DEFAULT_MIN_FACE_FRAMES) / (1.0 if unit == "frames" else rate)
         least = 1.0 if unit == "frames" else 1.0 / rate
         # a number in the link is in the link's unit: after switching units, start from the default
         initial = _float("evidence", default) if unit == linked_unit else default
         minimum = st.number_input(f"at least ({EVIDENCE_UNITS[unit]})", least, 100_000.0, max(least, initial),
                                   1.0 if unit == "frames" else 0.5, key=f"lib-evidence-{unit}", format="%g")
-        frames = int(round(minimum)) if unit == "frames" else max(1, math.ceil(minimum * rate - 1e-9))
+        frames = int(round(minimum)) if unit == "frames" else face_frames_for(minimum, rate)
         score = st.slider(f"Rank score, {emotion}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)), 0.01,
                           key="lib-score", help="Keeps the ranked ads whose rank score (the figure the ranking "
                                                 "sorts by) is in this range; unranked ads are listed after them")
@@ -104,43 +80,14 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Filters:
         statuses = tuple(st.multiselect("Status", ["ok", "failed"],
                                         [s for s in params.get("status", "ok,failed").split(",") if s in ("ok", "failed")],
                                         key="lib-status"))
-    chosen = Filters(emotion or "", score, duration, name, statuses, descending, float(minimum), unit, frames)
+    chosen = Chosen(LibraryFilters(emotion or "", frames, descending, score, duration, name, statuses),
+                    float(minimum), unit)
     st.query_params.update({
-        "emotion": chosen.emotion, "min": f"{score[0]:g}", "max": f"{score[1]:g}", "q": name,
+        "emotion": chosen.filters.emotion, "min": f"{score[0]:g}", "max": f"{score[1]:g}", "q": name,
         "status": ",".join(statuses), "dmin": f"{duration[0]:g}", "dmax": f"{duration[1]:g}",
         "order": "desc" if descending else "asc", "evidence": f"{minimum:g}", "per": unit,
     })
     return chosen
-
-
-def sample_rate(table: pd.DataFrame) -> float:
-    """Face frames per second with a face in this library (the most common rate; 2 when unknown):
-    how a minimum in seconds becomes the minimum in face frames the ranking takes."""
-    faces = table[table["face_frames"].fillna(0) > 0]
-    rates = (faces["face_frames"] / faces["face_seconds"]).round(3)
-    rates = rates[rates.notna() & (rates > 0) & (rates < float("inf"))]
-    return float(rates.mode().iloc[0]) if len(rates) else 2.0
-
-
-def apply(table: pd.DataFrame, f: Filters) -> Ranked:
-    """`queries.rank`'s order, then the filters: status, name and duration apply to every ad, the
-    score range to the ranked ones (the unranked have no rank to keep or lose)."""
-    ordered = queries.rank(table, f.emotion, min_face_frames=f.min_face_frames, descending=f.descending)
-    rows = ordered[ordered["status"].isin(f.statuses)]
-    if f.name:
-        rows = rows[rows["name"].str.contains(f.name, case=False, regex=False, na=False)]
-    failed = rows["status"] == "failed"
-    ranked = rows["standing"] == queries.RANKED
-    duration = rows["duration_s"].fillna(0.0)
-    keep = failed | ((duration >= f.duration[0]) & (duration <= f.duration[1]))
-    column = f"score_{f.emotion}"
-    if column in rows:
-        score = rows[column]
-        keep &= ~ranked | (score >= f.score[0]) & (score <= f.score[1])
-    rows = rows[keep]
-    standing = rows["standing"]
-    return Ranked(rows, int((standing == queries.RANKED).sum()), int((standing == queries.THIN).sum()),
-                  int((standing == queries.FAILED).sum()))
 
 
 def _ads(count: int) -> str:
@@ -224,18 +171,21 @@ def mix_chart(ok: pd.DataFrame, emotions: list[str], choice: NormsChoice) -> Non
                    f"norm (not the highest raw mean). Too little evidence to name one: {_ads(thin)}.")
 
 
-st.title("Library")
-root = cache_root()
-warn_unknown_params("library")
-if open_cache_or_explain(root):
+def render() -> None:
+    """The Library page: every ad ranked by one emotion, filtered from the sidebar; a click opens one."""
+    st.title("Library")
+    root = cache_root()
+    warn_unknown_params("library")
+    if not open_cache_or_explain(root):
+        return
     norms_choice = norms_ui(root, "lib")
     table = library_for(root, norms_choice)
     emotions = queries.emotions_in(table)
     if table.empty:
-        st.info(f"The cache at `{root}` holds no ads yet: `python cli.py index FOLDER --cache {root}`")
-        st.stop()
+        empty_cache_note(root)
+        return
     chosen = filters_ui(table, emotions)
-    found = apply(table, chosen)
+    found = filter_library(table, chosen.filters)
     rows = found.rows
     ok = table[table["status"] == "ok"]
     a, b, c, d = st.columns(4)
@@ -243,26 +193,11 @@ if open_cache_or_explain(root):
     b.metric("Shown", f"{len(rows):,}")
     c.metric("Failed", f"{int((table['status'] == 'failed').sum()):,}")
     d.metric("Total duration", f"{ok['duration_s'].sum() / 60:.1f} min")
-
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
-    try:
-        start_page = min(max(1, int(st.query_params.get("page", 1))), pages)
-    except ValueError:
-        start_page = 1
-    page = int(st.number_input(f"Page (of {pages})", 1, pages, start_page, key="lib-page")) if pages > 1 else 1
-    st.query_params["page"] = str(page)
-    view = rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    view = page_ui(rows)
     norms_param = st.query_params.get("norms")
     norms_link = "" if norms_param is None else f"&norms={quote(norms_param, safe='')}"
-    shown = table_view(root, view, chosen.emotion, norms_link)
-    evidence = f"{chosen.min_face_frames} face frames"
-    if chosen.evidence_unit == "seconds":
-        evidence = f"{chosen.min_evidence:g} s with a face = {evidence} at {sample_rate(table):g} frames/s"
-    st.caption(
-        f"Ranked by the {plain(chosen.emotion)} rank score ({_ads(found.ranked)} with at least {evidence}); "
-        f"**too little evidence to rank: {_ads(found.thin)}** (listed after the ranked ones)"
-        + (f"; {found.failed:,} failed, listed last" if found.failed else "")
-        + f". Percentiles and lifts are against {plain(_percentile_note(norms_choice))}. Click a row to open the ad.")
+    shown = table_view(root, view, chosen.filters.emotion, norms_link)
+    st.caption(ranking_note(table, chosen, found, norms_choice))
     picked = st.dataframe(
         shown, hide_index=True, key="lib-table", on_select="rerun", selection_mode="single-row",
         row_height=60, column_config=COLUMNS,
@@ -273,5 +208,32 @@ if open_cache_or_explain(root):
         if norms_param is not None:
             target["norms"] = norms_param
         st.switch_page("views/ad.py", query_params=target)
-
     mix_chart(ok, emotions, norms_choice)
+
+
+def page_ui(rows: pd.DataFrame) -> pd.DataFrame:
+    """The page of rows to show (PAGE_SIZE a page; the page number is in the link)."""
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    try:
+        start_page = min(max(1, int(st.query_params.get("page", 1))), pages)
+    except ValueError:
+        start_page = 1
+    page = int(st.number_input(f"Page (of {pages})", 1, pages, start_page, key="lib-page")) if pages > 1 else 1
+    st.query_params["page"] = str(page)
+    return rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+
+
+def ranking_note(table: pd.DataFrame, chosen: Chosen, found: RankedLibrary, choice: NormsChoice) -> str:
+    """The caption above the table: what is ranked, how many have too little evidence, the norms."""
+    evidence = f"{chosen.filters.min_face_frames} face frames"
+    if chosen.evidence_unit == "seconds":
+        evidence = f"{chosen.min_evidence:g} s with a face = {evidence} at {evidence_rate(table):g} frames/s"
+    return (
+        f"Ranked by the {plain(chosen.filters.emotion)} rank score ({_ads(found.ranked)} with at least {evidence}); "
+        f"**too little evidence to rank: {_ads(found.thin)}** (listed after the ranked ones)"
+        + (f"; {found.failed:,} failed, listed last" if found.failed else "")
+        + f". Percentiles and lifts are against {plain(_percentile_note(choice))}. Click a row to open the ad.")
+
+
+if __name__ == "__main__":  # run as a page by dashboard/main.py's st.navigation
+    render()

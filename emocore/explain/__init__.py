@@ -6,7 +6,9 @@
 For each key frame (see `keyframes`) the model says which region its score depends on and gives a
 prediction function over it (`EmotionModel.explanation_input`: for the face model, the scored
 face's crop, classified at the face's original box). The region is cut into SLIC superpixels; LIME
-and SHAP attribute the same prediction function over the same superpixels, and each attribution
+and SHAP attribute the same prediction function over the same superpixels (each method an
+explainer from `emocore.registry.EXPLAINERS`: `Explainer(predict).attribute(image, segments=...,
+labels=..., n_samples=..., seed=...)`, run in the registry's order), and each attribution
 is stored with its trust figures (`emocore.trust.TrustFigures`, as a dict: deletion check against
 random regions, LIME–SHAP agreement beside each method's seed-to-seed stability, LIME's fit R²
 beside its null and held-out R², samples, seed, time). Frames already explained with the same
@@ -26,16 +28,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emocore.errors import AdNotFound, CorruptExplanation, TooFewSamples, VideoError
-from emocore.explain.keyframes import KeyFrameParams, key_frame_scoring, plan_key_frames
+from emocore.errors import AdNotFound, CorruptExplanation, UnknownExplainer, VideoError
+from emocore.attribution import agreement, deletion_checks, segment
+from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
 from emocore.models.base import EmotionModel
 from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution
-from emocore.trust import LIME_MIN_PER_SEGMENT, Deletion, TrustFigures
+from emocore.registry import EXPLAINERS
+from emocore.trust import Deletion, TrustFigures
 from emocore.video import open_video
 
 log = logging.getLogger("emocore")
 
-METHODS = ("lime", "shap")
+#: Every registered explanation method ("lime", "shap"): `emocore.registry.EXPLAINERS`.
+METHODS: tuple[str, ...] = tuple(EXPLAINERS.names())
 #: Explained regions smaller than this are stored enlarged (pixel repetition) for display.
 DISPLAY_SIDE = 128
 
@@ -52,18 +57,27 @@ class ExplainParams:
     keyframes: KeyFrameParams = field(default_factory=KeyFrameParams)
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in EXPLAINERS]
         if bad or not self.methods:
-            raise ValueError(f"unknown explanation method {bad[0] if bad else ''!r}; use lime, shap or both")
-        if "lime" in self.methods and self.lime_samples < LIME_MIN_PER_SEGMENT * self.n_segments:
-            raise TooFewSamples(f"LIME over {self.n_segments} segments needs at least "
-                                f"{LIME_MIN_PER_SEGMENT * self.n_segments} samples ({LIME_MIN_PER_SEGMENT} per "
-                                f"segment), got {self.lime_samples}")
-        if "shap" in self.methods and self.shap_samples < 2 * self.n_segments + 2:
-            raise TooFewSamples(f"Kernel SHAP over {self.n_segments} segments needs at least "
-                                f"{2 * self.n_segments + 2} samples (2 per segment + 2), got {self.shap_samples}")
+            raise UnknownExplainer(f"unknown explanation method {bad[0] if bad else ''!r}; "
+                                   f"use {', '.join(EXPLAINERS.names())} or both")
+        for method in self.ordered_methods():  # each explainer checks its own sample rule
+            EXPLAINERS.resolve(method).check_samples(self.samples(method), self.n_segments)
         if not 4 <= self.n_segments <= 250:
             raise ValueError("n_segments must be between 4 and 250")
+
+
+    def ordered_methods(self) -> tuple[str, ...]:
+        """`methods` in the registry's order (lime before shap, whatever order they were given in)."""
+        return tuple(name for name in EXPLAINERS.names() if name in self.methods)
+
+    def samples(self, method: str) -> int:
+        """Samples (model evaluations) for `method`: the field `<method>_samples`, which every
+        registered explainer has here (a field, so it goes into `explain_hash`)."""
+        try:
+            return int(getattr(self, f"{method}_samples"))
+        except AttributeError:
+            raise ValueError(f"ExplainParams has no {method}_samples for the explainer {method!r}") from None
 
 
 def explain_hash(model: EmotionModel, params: ExplainParams) -> str:
@@ -87,21 +101,16 @@ def explain_frame(
     function's own score, so any gap between the two is visible. None when the model has nothing
     to explain there (no face).
     """
-    # lime, sklearn and scipy cost a second to import: only explaining pays it, not cache readers
-    from emocore.explain.attribution import agreement, deletion_checks, explain_lime, explain_shap, segment
-
     target = model.explanation_input(frame, face)
     if target is None:
         return None
     segments = segment(target.image, params.n_segments, params.compactness)
     labels = [model.labels.index(e) for e in emotions]
     found = []
-    if "lime" in params.methods:
-        found += explain_lime(target.image, segments, target.predict, labels, params.lime_samples, params.seed,
-                              params.batch)
-    if "shap" in params.methods:
-        found += explain_shap(target.image, segments, target.predict, labels, params.shap_samples, params.seed,
-                              params.batch)
+    for method in params.ordered_methods():  # each explainer from the registry, over the same segments
+        explainer = EXPLAINERS.build(method, target.predict)
+        found += explainer.attribute(target.image, segments=segments, labels=labels, n_samples=params.samples(method),
+                                     seed=params.seed, batch=params.batch)
     deletions: dict[tuple[str, int], tuple[Deletion, ...]] = {}
     for label in labels:  # the random draws of the deletion check are shared by the methods of one label
         maps = {a.method: a.weights for a in found if a.label == label}
@@ -171,21 +180,20 @@ def explain_ad(
     if (model.spec, model.version) != (ad.model, ad.model_version):
         raise ValueError(f"ad {ad.name} was indexed with {ad.model} {ad.model_version}, not {model.version}")
     timeline = store.timeline(ad.key)
+    indexed = ad.index_params
     if plan is None:
         means = {e.emotion: e.mean for e in store.emotions(ad.key)}
-        window = float(ad.params["index"]["scoring"]["window_s"])
         plan = plan_key_frames(timeline.times, timeline.raw, timeline.smoothed, ad.labels, means, params.keyframes,
-                               window, **key_frame_scoring(ad.params))
+                               indexed.scoring.window_s, prominence=indexed.scoring.prominence)
     digest = explain_hash(model, params)
     needed = _missing(store, ad.key, digest, plan, params.methods)
     if not needed:
         return 0
     if on_start:
         on_start(len(needed))
-    sampling = ad.params["index"]
     done = 0
     with open_video(video_path) as video:
-        for sampled in video.sample(float(sampling["sample_rate"]), int(sampling["max_side"]), keep=set(needed)):
+        for sampled in video.sample(indexed.sample_rate, indexed.max_side, keep=set(needed)):
             if abs(sampled.time_s - timeline.times[sampled.index]) > 1e-3:
                 raise VideoError(f"{video_path.name} no longer matches its index (frame {sampled.index} moved)")
             result = explain_frame(model, sampled.image, timeline.boxes[sampled.index], needed[sampled.index], params,

@@ -83,11 +83,3 @@ def plan_key_frames(
         for index in picked:
             plan.setdefault(index, []).append(emotion)
     return {index: tuple(plan[index]) for index in sorted(plan)}
-
-
-def key_frame_scoring(ad_params: dict[str, object]) -> dict[str, float]:
-    """The peak settings an ad was indexed with (its stored parameters), as keyword arguments for
-    `plan_key_frames` beyond the window: the prominence (the default for ads that predate it)."""
-    index = ad_params.get("index", {}) if isinstance(ad_params, dict) else {}
-    scoring = index.get("scoring", {}) if isinstance(index, dict) else {}
-    return {"prominence": float(scoring.get("prominence", ScoringParams().prominence))}

@@ -1,59 +1,34 @@
-"""Emotion models, registered by name and imported lazily (heavy backends load only when asked).
+"""Emotion models, built by name from `emocore.registry.MODELS` (heavy backends load only when asked).
 
     with load_model("fer") as model:
         scores = model.analyse(frames)
     with load_model("trained:models/ads.pt") as model:   # a classifier made by emocore.training
         ...
+    with load_model("clip", emotions=["happy", "tense"], weights="laion2b_s34b_b79k") as model:
+        ...
 
-A name is either a registered backend ("fer") or a prefix form "<prefix>:<argument>" whose
-factory takes the argument first ("trained:PATH").
+A name is a registered backend's `NAME` ("fer"), or "NAME:ARGUMENT" for a backend that reads an
+argument ("trained:PATH"; "clip:{...}", the `spec` a CLIP model is stored under). An unknown name
+raises `UnknownModel` listing the known ones.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from emocore.errors import UnknownModel
 from emocore.models.base import EmotionModel, FrameScores
+from emocore.registry import MODELS
 
-#: name -> "module:factory". The factory takes keyword options and returns an EmotionModel.
-BACKENDS: dict[str, str] = {
-    "fer": "emocore.models.fer:FaceEmotionModel",
-    "clip": "emocore.models.clip:ClipModel",
-}
-
-#: prefix -> ("module:factory", how the name is written). The factory takes the text after
-#: "<prefix>:" as its first argument, then keyword options.
-PREFIXED: dict[str, tuple[str, str]] = {
-    "trained": ("emocore.models.trained:TrainedModel", "trained:PATH"),
-    "clip": ("emocore.models.clip:from_spec", "clip"),
-}
-
-DEFAULT_MODEL = "fer"
-
-
-def _factory(target: str):  # noqa: ANN202 — a model class or function
-    module_name, factory_name = target.split(":")
-    return getattr(importlib.import_module(module_name), factory_name)
+#: The model used when none is named (the registry's default).
+DEFAULT_MODEL: str = str(MODELS.default)
 
 
 def known_models() -> list[str]:
-    """Every accepted model name (the default first), prefix forms included, for help texts and errors."""
-    names = sorted(BACKENDS, key=lambda name: (name != DEFAULT_MODEL, name))
-    return list(dict.fromkeys(names + sorted(form for _, form in PREFIXED.values())))
+    """Every accepted model name (the default first), as help texts write them ("trained:PATH")."""
+    return MODELS.usages()
 
 
 def load_model(name: str = DEFAULT_MODEL, **options: object) -> EmotionModel:
-    """Build the model registered under `name` (or `prefix:argument`)."""
-    if name in BACKENDS:
-        return _factory(BACKENDS[name])(**options)
-    prefix, colon, argument = name.partition(":")
-    if colon and prefix in PREFIXED:
-        target, form = PREFIXED[prefix]
-        if not argument:
-            raise UnknownModel(f"model {name!r} needs an argument: {form}")
-        return _factory(target)(argument, **options)
-    raise UnknownModel(f"unknown model {name!r}; known models: {', '.join(known_models())}")
+    """Build the model registered under `name` (or `NAME:ARGUMENT`), with the backend's keyword options."""
+    return MODELS.build(name, **options)
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "PREFIXED", "EmotionModel", "FrameScores", "known_models", "load_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "EmotionModel", "FrameScores", "known_models", "load_model"]

@@ -16,9 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
+
+from emocore.errors import UnknownModel
 
 NO_BOXES = np.zeros((0, 5), dtype=np.float32)
 
@@ -58,12 +61,35 @@ class ExplainInput:
     """Where `image` lies in the frame: left, top, right, bottom pixels (may pass the edges)."""
 
 
+class _RegisteredName:
+    """`EmotionModel.name` by default: the class's `NAME`. Without `__set__` it is a non-data
+    descriptor, so a subclass's class attribute or an instance's own `name` takes its place."""
+
+    def __get__(self, instance: object, owner: type) -> str:
+        return str(getattr(owner, "NAME", ""))
+
+
 class EmotionModel(ABC):
     """Labels plus a batched prediction function over RGB frames."""
 
-    name: str
+    NAME: ClassVar[str] = ""
+    """The name the backend is registered under in `emocore.registry.MODELS` ("fer")."""
+    name: str = _RegisteredName()  # type: ignore[assignment]
+    """The model's name in descriptions and cache keys: its class's `NAME`, unless a subclass or an
+    instance sets its own (a wrapper taking its inner model's name)."""
     version: str
     labels: tuple[str, ...]
+
+    @classmethod
+    def from_name(cls, argument: str | None, **options: object) -> "EmotionModel":
+        """Build the model for `load_model("NAME")` (argument None) or `load_model("NAME:ARGUMENT")`.
+
+        The default takes no argument: the options go to the constructor. A backend whose name
+        carries an argument ("trained:PATH") overrides this.
+        """
+        if argument is not None:
+            raise UnknownModel(f"unknown model {cls.NAME + ':' + argument!r}: model {cls.NAME!r} takes no argument")
+        return cls(**options)  # type: ignore[call-arg]
 
     @abstractmethod
     def analyse(self, frames: Sequence[np.ndarray]) -> FrameScores:

@@ -87,7 +87,7 @@ class FaceEmotionModel(EmotionModel):
     O-Net confidence.
     """
 
-    name = "fer"
+    NAME = "fer"
     labels = FER_LABELS
 
     def __init__(self, detect_side: int = 640, min_face_px: int = 32, face_threshold: float = 0.9,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emocore.indexer import content_hash
+from emocore.errors import UnknownModel
+from emocore.files import content_hash
 from emocore.models.base import EmotionModel, FrameScores
 from emocore.training import encoder_for, head_for, load_checkpoint
 
@@ -27,13 +28,20 @@ from emocore.training import encoder_for, head_for, load_checkpoint
 class TrainedModel(EmotionModel):
     """Frame encoder + trained head from one checkpoint file (CheckpointError if it is not one)."""
 
-    name = "trained"
+    NAME = "trained"
+
+    @classmethod
+    def from_name(cls, argument: str | None, **options: object) -> "TrainedModel":
+        """`load_model("trained:PATH")`: the checkpoint's path is the name's argument."""
+        if not argument:
+            raise UnknownModel(f"model {cls.NAME!r} needs an argument: trained:PATH")
+        return cls(argument, **options)  # type: ignore[arg-type]
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         checkpoint = load_checkpoint(self.path)
         self.version = content_hash(self.path)[:12]
-        self.labels = tuple(str(label) for label in checkpoint["labels"])  # type: ignore[union-attr]
+        self.labels = checkpoint.labels
         self.encoder = encoder_for(checkpoint)
         self._head = head_for(checkpoint)
 

@@ -40,17 +40,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-from lime.lime_base import LimeBase
-from scipy.special import binom
-from scipy.stats import rankdata
-from skimage.segmentation import slic
 
+from emocore.errors import TooFewSamples, UnknownExplainer
 from emocore.trust import LIME_MIN_PER_SEGMENT, Deletion, spearman_brown
 
-__all__ = ["Attribution", "Deletion", "agreement", "deletion_check", "deletion_checks", "explain_lime",
-           "explain_shap", "segment"]
+# lime (scikit-learn), shap, scipy and skimage's SLIC cost seconds to import: they are imported where they are
+# used, so reading the explainers' names and sample rules (`ExplainParams`) does not pay for them.
+
+__all__ = ["Attribution", "Deletion", "Explainer", "KernelShap", "Lime", "agreement", "deletion_check",
+           "deletion_checks", "explain_lime", "explain_shap", "segment"]
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -98,6 +99,8 @@ class Attribution:
 
 def segment(image: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
     """SLIC superpixels numbered 0..K-1 (start_label=0: LIME assumes it; skimage 0.26 starts at 1)."""
+    from skimage.segmentation import slic
+
     labels = slic(image, n_segments=n_segments, compactness=compactness, start_label=0, channel_axis=-1)
     _, dense = np.unique(labels, return_inverse=True)  # no gaps in the numbering
     return dense.reshape(labels.shape).astype(np.int32)
@@ -154,13 +157,13 @@ def explain_lime(image: np.ndarray, segments: np.ndarray, predict: Predict, labe
 
     The map and its R² are LimeBase's; the half-sample refits (stability, held-out R²) and the
     shuffled-output refits (null R²) solve the same ridge in closed form (`weighted_ridge`).
-    Raises ValueError below `LIME_MIN_PER_SEGMENT` samples per segment.
+    Raises TooFewSamples (a ValueError) below `LIME_MIN_PER_SEGMENT` samples per segment.
     """
+    from lime.lime_base import LimeBase
+
     start = time.perf_counter()
     k = int(segments.max()) + 1
-    if samples < LIME_MIN_PER_SEGMENT * k:
-        raise ValueError(f"LIME over {k} segments needs at least {LIME_MIN_PER_SEGMENT * k} samples "
-                         f"({LIME_MIN_PER_SEGMENT} per segment), got {samples}")
+    Lime.check_samples(samples, k)
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 2, size=(samples, k))
     data[0] = 1
@@ -240,6 +243,8 @@ def _kernel_explainer(model: Callable[[np.ndarray], np.ndarray], k: int, release
 
 def _enumerated_sizes(m: int, nsamples: int) -> int:
     """How many coalition sizes Kernel SHAP enumerates completely (shap 0.51's rule, KernelExplainer.explain)."""
+    from scipy.special import binom
+
     sizes = int(np.ceil((m - 1) / 2.0))
     paired = int(np.floor((m - 1) / 2.0))
     weights = np.array([(m - 1.0) / (i * (m - i)) for i in range(1, sizes + 1)])
@@ -409,6 +414,92 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman rank correlation of two weight vectors over the same segments (None if undefined)."""
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    from scipy.stats import rankdata
+
     # Pearson's r of the average ranks: scipy's spearmanr without its input checks (10× faster)
     ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
     return float(np.clip(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)), -1.0, 1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# the explainers as backends: one interface, picked by name from emocore.registry.EXPLAINERS
+# --------------------------------------------------------------------------------------------
+
+
+class Explainer:
+    """Attributes a prediction function's outputs to the segments of an image (Captum's interface).
+
+        explainer = EXPLAINERS.build("lime", predict)      # or Lime(predict)
+        found = explainer.attribute(image, segments=segments, labels=[3], n_samples=500, seed=0)
+
+    `predict(images N×H×W×3 uint8) -> N×L`; `segments` (H×W ints 0..K-1) is the feature mask;
+    `labels` the output columns to explain. Returns one `Attribution` per label, in order. Each
+    backend declares its `NAME` (its key in the registry) and its sample rule (`min_samples`).
+    """
+
+    NAME: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    """The method's name in messages ("LIME")."""
+    RULE: ClassVar[str] = ""
+    """The sample rule in words ("4 per segment"), for messages."""
+
+    def __init__(self, forward_fn: Predict) -> None:
+        self.forward_fn = forward_fn
+
+    @classmethod
+    def from_name(cls, argument: str | None, forward_fn: Predict) -> "Explainer":
+        """For `EXPLAINERS.build(NAME, forward_fn)`: explainers take no argument after their name."""
+        if argument is not None:
+            raise UnknownExplainer(f"unknown explanation method {cls.NAME + ':' + argument!r}: "
+                                   f"{cls.NAME!r} takes no argument")
+        return cls(forward_fn)
+
+    @classmethod
+    def min_samples(cls, segments: int) -> int:
+        """The fewest samples (model evaluations) the method accepts over `segments` segments."""
+        return 1
+
+    @classmethod
+    def check_samples(cls, samples: int, segments: int) -> None:
+        """TooFewSamples (a ValueError) when `samples` is below `min_samples(segments)`."""
+        needed = cls.min_samples(segments)
+        if samples < needed:
+            raise TooFewSamples(f"{cls.TITLE} over {segments} segments needs at least {needed} samples "
+                                f"({cls.RULE}), got {samples}")
+
+    def attribute(self, image: np.ndarray, *, segments: np.ndarray, labels: Sequence[int], n_samples: int,
+                  seed: int, batch: int = 64) -> list[Attribution]:
+        """One `Attribution` per label: a weight per segment, with its trust figures."""
+        raise NotImplementedError
+
+
+class Lime(Explainer):
+    """LIME over the segments (`explain_lime`)."""
+
+    NAME = "lime"
+    TITLE = "LIME"
+    RULE = f"{LIME_MIN_PER_SEGMENT} per segment"
+
+    @classmethod
+    def min_samples(cls, segments: int) -> int:
+        return LIME_MIN_PER_SEGMENT * segments
+
+    def attribute(self, image: np.ndarray, *, segments: np.ndarray, labels: Sequence[int], n_samples: int,
+                  seed: int, batch: int = 64) -> list[Attribution]:
+        return explain_lime(image, segments, self.forward_fn, labels, n_samples, seed, batch)
+
+
+class KernelShap(Explainer):
+    """Kernel SHAP over the segments (`explain_shap`)."""
+
+    NAME = "shap"
+    TITLE = "Kernel SHAP"
+    RULE = "2 per segment + 2"
+
+    @classmethod
+    def min_samples(cls, segments: int) -> int:
+        return 2 * segments + 2
+
+    def attribute(self, image: np.ndarray, *, segments: np.ndarray, labels: Sequence[int], n_samples: int,
+                  seed: int, batch: int = 64) -> list[Attribution]:
+        return explain_shap(image, segments, self.forward_fn, labels, n_samples, seed, batch)

@@ -1,0 +1,533 @@
+"""The use cases the command line and the dashboard share: both only parse, call these, and render.
+
+- `locate(cache)` -> `CachePaths`: where a cache keeps its database (and its `-wal` file), the
+  thumbnails and key frames, the overlays, trained models, evaluations and frame features, and
+  `cache_version` (changes whenever an index commits).
+- `explain_moment(cache, ad_ref, at_s, emotion, params)` -> `MomentExplanation`: explain one moment
+  on demand (computed unless stored), with the key frame image and the overlay PNG it wrote.
+- `library_table`, `list_library`, `filter_library` (`LibraryFilters` -> `RankedLibrary`): the
+  library read against its norms, ranked by `queries.rank` (the one order both layers show), and
+  filtered as the dashboard's sidebar filters it.
+- `compare(bundles, table, emotion)` -> `Comparison`: the aligned curves of an emotion and the
+  table of differences between two to four ads.
+- `resolve_norms(cache, wanted)` -> `NormsChoice`: which cache the norms come from.
+
+Everything here is plain emocore: no Streamlit, Typer or Rich, no printing. Heavy modules (the
+models, the explainers, the overlay renderer) are imported only by the use cases that need them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from emocore import queries
+from emocore.errors import EmocoreError
+from emocore.norms import DEFAULT_MIN_FACE_FRAMES, load_norms, load_norms_from
+from emocore.store import DB_NAME, THUMBS, AdRow, FrameExplanation, Store, StoredAttribution, key_frame_path, \
+    thumbnail_path
+
+if TYPE_CHECKING:
+    from emocore.explain import ExplainParams
+    from emocore.models.base import EmotionModel
+
+OVERLAYS, MODELS, EVALUATIONS, FEATURES = "overlays", "models", "evaluations", "features"
+
+
+# --- where a cache keeps its files -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachePaths:
+    """Every file and folder of one cache (nothing is created by naming it)."""
+
+    root: Path
+    db: Path
+    """The SQLite database."""
+    wal: Path
+    """SQLite's write-ahead log beside it (WAL mode): touched by every committed write."""
+    thumbs: Path
+    """Thumbnails of every sampled frame and the explained key frames, one folder per ad."""
+    overlays: Path
+    """Overlay PNGs written by `explain_moment` (the CLI's `explain`)."""
+    models: Path
+    """Checkpoints written by `train`."""
+    evaluations: Path
+    """Metrics and charts written by `evaluate`."""
+    features: Path
+    """Cached frame features of the trained models' backbones."""
+
+    def thumbnail(self, key: str, index: int) -> Path:
+        """The thumbnail of sampled frame `index` of ad `key`."""
+        return thumbnail_path(self.root, key, index)
+
+    def key_frame(self, key: str, index: int) -> Path:
+        """The full-size image of explained frame `index` of ad `key`."""
+        return key_frame_path(self.root, key, index)
+
+    def overlay(self, key: str, frame_idx: int, emotion: str, methods: Sequence[str]) -> Path:
+        """Where `explain_moment` writes a moment's overlay by default ("both" for LIME and SHAP)."""
+        method = "both" if set(methods) == {"lime", "shap"} else "_".join(methods)
+        return self.overlays / f"{key}_{frame_idx:05d}_{emotion}_{method}.png"
+
+    def version(self) -> int:
+        """Changes whenever an index commits (WAL writes touch the `-wal` file, checkpoints the database);
+        0 when there is no database."""
+        stamps = []
+        for path in (self.db, self.wal):
+            try:
+                stamps.append(path.stat().st_mtime_ns)
+            except OSError:
+                continue
+        return max(stamps, default=0)
+
+
+def locate(cache: Path | str) -> CachePaths:
+    """The paths of the cache at `cache`."""
+    root = Path(cache)
+    return CachePaths(root=root, db=root / DB_NAME, wal=root / f"{DB_NAME}-wal", thumbs=root / THUMBS,
+                      overlays=root / OVERLAYS, models=root / MODELS, evaluations=root / EVALUATIONS,
+                      features=root / FEATURES)
+
+
+def cache_version(cache: Path | str) -> int:
+    """`locate(cache).version()`: a number that changes whenever an index commits."""
+    return locate(cache).version()
+
+
+def check_cache(cache: Path | str) -> None:
+    """Nothing when a cache is there to read; raises CacheError (with the reason) otherwise."""
+    Store(cache, readonly=True).close()
+
+
+def ad_bundle(cache: Path | str, key: str) -> queries.AdBundle:
+    """Everything the ad page shows about one ad (`queries.ad_bundle`)."""
+    with Store(cache, readonly=True) as store:
+        return queries.ad_bundle(store, key)
+
+
+def stored_explanation(cache: Path | str, key: str, frame_idx: int) -> FrameExplanation:
+    """The stored explanation of frame `frame_idx` of ad `key`; raises CorruptExplanation or AdNotFound."""
+    with Store(cache, readonly=True) as store:
+        return store.explanation(key, frame_idx)
+
+
+def read_key_frame(cache: Path | str, key: str, index: int) -> np.ndarray | None:
+    """The stored full-size key frame `index` of ad `key` (RGB uint8), or None when it is missing."""
+    import cv2
+
+    image = cv2.imread(str(locate(cache).key_frame(key, index)))
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# --- explain a moment ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MomentExplanation:
+    """One explained moment: the stored explanation, the key frame it was cut from, the overlay written."""
+
+    ad: AdRow
+    frame: FrameExplanation
+    """Every stored attribution of the frame (other emotions and methods included)."""
+    emotion: str
+    methods: tuple[str, ...]
+    key_frame: np.ndarray | None
+    """The full key frame (RGB), or None when its file is missing."""
+    overlay_path: Path | None
+    """The overlay PNG written, or None when none was asked for."""
+
+    @property
+    def time_s(self) -> float:
+        return self.frame.time_s
+
+    @property
+    def attributions(self) -> tuple[StoredAttribution, ...]:
+        """The explained emotion's attributions by the methods asked for, in stored order."""
+        return tuple(a for a in self.frame.attributions if a.emotion == self.emotion and a.method in self.methods)
+
+
+def explain_moment(cache: Path | str, ad_ref: str, at_s: float, emotion: str, params: ExplainParams | None = None,
+                   *, model: EmotionModel | None = None, overlay: bool = True,
+                   overlay_path: Path | None = None) -> MomentExplanation:
+    """Explain the sampled frame nearest to `at_s` of the ad `ad_ref` names for `emotion` (computed and
+    stored in the cache unless already there) and, with `overlay`, write its overlay PNG
+    (`overlay_path`, default: `CachePaths.overlay`).
+
+    `ad_ref` is a video file (indexed first if the cache does not hold it) or an ad's key, key prefix,
+    name or path. `model`: the ad's model already loaded (the dashboard keeps one); None loads it and
+    closes it after. `params`: default `ExplainParams()`. Raises the emocore errors of a missing ad or
+    video, and ValueError for an unknown emotion or a moment without a face.
+    """
+    from emocore.explain import ExplainParams
+    from emocore.explain import explain_moment as explain_frame
+    from emocore.indexer import find_ad_for
+    from emocore.models import load_model
+
+    params = params or ExplainParams()
+    paths = locate(cache)
+    with Store(paths.root) as store:
+        row, video = find_ad_for(store, ad_ref)
+        if model is None:
+            with load_model(row.model) as loaded:
+                frame = explain_frame(store, row, video, loaded, at_s, emotion, params)
+        else:
+            frame = explain_frame(store, row, video, model, at_s, emotion, params)
+    image = read_key_frame(paths.root, row.key, frame.frame_idx)
+    target = None
+    if overlay:
+        from emocore.render import explanation_figure, save_png
+
+        picture = explanation_figure(frame, emotion, frame=image, methods=params.methods)
+        target = save_png(overlay_path or paths.overlay(row.key, frame.frame_idx, emotion, params.methods), picture)
+    return MomentExplanation(row, frame, emotion, tuple(params.methods), image, target)
+
+
+@dataclass(frozen=True)
+class BestMoment:
+    """An ad's strongest explained moment for one emotion."""
+
+    frame: FrameExplanation
+    attribution: StoredAttribution
+    """LIME's attribution where stored, else SHAP's."""
+
+
+def best_moment(explanations: Iterable[FrameExplanation], emotion: str) -> BestMoment | None:
+    """Of an ad's explained frames, the one whose explained region scores `emotion` highest (None if
+    no frame explains it)."""
+    best: BestMoment | None = None
+    for frame in explanations:
+        found = frame.attribution(emotion, "lime") or frame.attribution(emotion, "shap")
+        if found and (best is None or found.trust.score > best.attribution.trust.score):
+            best = BestMoment(frame, found)
+    return best
+
+
+# --- the library: norms, listing, ranking, filtering -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NormsChoice:
+    """Where the library norms (percentiles, lifts, the lifted dominant) come from."""
+
+    root: Path | None
+    """Another cache folder, or None for the browsed cache itself."""
+    label: str
+    """How to name it: "this cache" or the other folder's path."""
+    problem: str | None = None
+    """Why a requested folder could not be used (this cache's norms are used instead), or None."""
+
+
+def resolve_norms(cache: Path | str, wanted: str | None) -> NormsChoice:
+    """The usable norms source for `wanted`: a folder holding an emocore cache with ads scored, or
+    this cache (with the reason) when it is empty, missing, not a cache or the browsed cache itself."""
+    cache = Path(cache)
+    if not wanted or not wanted.strip():
+        return NormsChoice(None, "this cache")
+    folder = Path(wanted.strip()).expanduser()
+    try:
+        if folder.resolve() == cache.resolve():
+            return NormsChoice(None, "this cache")
+    except OSError:
+        pass
+    shown = str(folder)
+    if not folder.is_dir():
+        return NormsChoice(None, "this cache", f"Norms folder {shown} does not exist; using this cache's norms.")
+    if not locate(folder).db.is_file():
+        return NormsChoice(None, "this cache",
+                           f"Norms folder {shown} holds no emocore cache ({DB_NAME}); using this cache's norms.")
+    try:
+        with Store(folder, readonly=True) as store:
+            scored = store.connection.execute("SELECT COUNT(*) FROM ads WHERE status = 'ok'").fetchone()[0]
+    except (EmocoreError, sqlite3.Error) as exc:
+        return NormsChoice(None, "this cache",
+                           f"Norms folder {shown} cannot be read ({exc}); using this cache's norms.")
+    if not scored:
+        return NormsChoice(None, "this cache", f"Norms folder {shown} holds no indexed ads; using this cache's norms.")
+    return NormsChoice(folder, shown)
+
+
+def library_table(cache: Path | str, norms_root: Path | str | None = None) -> pd.DataFrame:
+    """`queries.library` of the cache: every ad with its figures, read against this cache's own norms or
+    those of the cache at `norms_root`."""
+    with Store(cache, readonly=True) as store:
+        if norms_root is None:
+            return queries.library(store)
+        with Store(norms_root, readonly=True) as other:
+            library_norms = load_norms(other)
+        return queries.library(store, library_norms)
+
+
+@dataclass(frozen=True)
+class LibraryFilters:
+    """What narrows and orders the library (the dashboard's sidebar; `ls --rank` uses the ordering)."""
+
+    emotion: str
+    """The emotion ranked by (`queries.rank`)."""
+    min_face_frames: int = DEFAULT_MIN_FACE_FRAMES
+    """The evidence an ad needs to be ranked; fewer face frames: listed after the ranked ads."""
+    descending: bool = True
+    score: tuple[float, float] | None = None
+    """Range of the rank score a ranked ad must fall in (None: any); the unranked stay listed."""
+    duration: tuple[float, float] | None = None
+    """Range of the duration in seconds (None: any); failed ads are kept."""
+    name: str = ""
+    """Kept: names containing this (any case); "" keeps all."""
+    statuses: tuple[str, ...] = ("ok", "failed")
+
+
+@dataclass(frozen=True)
+class RankedLibrary:
+    """The rows to show, in order, and how many of them are ranked, thin (too little evidence), failed."""
+
+    rows: pd.DataFrame
+    ranked: int
+    thin: int
+    failed: int
+
+
+def filter_library(table: pd.DataFrame, filters: LibraryFilters) -> RankedLibrary:
+    """`queries.rank`'s order, then the filters: status, name and duration apply to every ad, the
+    score range to the ranked ones (the unranked have no rank to keep or lose). Raises ValueError
+    for an emotion the library does not hold."""
+    ordered = queries.rank(table, filters.emotion, min_face_frames=filters.min_face_frames,
+                           descending=filters.descending)
+    rows = ordered[ordered["status"].isin(filters.statuses)]
+    if filters.name:
+        rows = rows[rows["name"].str.contains(filters.name, case=False, regex=False, na=False)]
+    failed = rows["status"] == "failed"
+    ranked = rows["standing"] == queries.RANKED
+    keep = pd.Series(True, index=rows.index)
+    if filters.duration is not None:
+        duration = rows["duration_s"].fillna(0.0)
+        keep &= failed | ((duration >= filters.duration[0]) & (duration <= filters.duration[1]))
+    column = f"score_{filters.emotion}"
+    if filters.score is not None and column in rows:
+        score = rows[column]
+        keep &= ~ranked | (score >= filters.score[0]) & (score <= filters.score[1])
+    rows = rows[keep]
+    standing = rows["standing"]
+    return RankedLibrary(rows, int((standing == queries.RANKED).sum()), int((standing == queries.THIN).sum()),
+                         int((standing == queries.FAILED).sum()))
+
+
+def evidence_rate(table: pd.DataFrame) -> float:
+    """Face frames per second with a face in this library (the most common rate; 2 when unknown):
+    how a minimum evidence in seconds becomes face frames (`face_frames_for`)."""
+    faces = table[table["face_frames"].fillna(0) > 0]
+    rates = (faces["face_frames"] / faces["face_seconds"]).round(3)
+    rates = rates[rates.notna() & (rates > 0) & (rates < float("inf"))]
+    return float(rates.mode().iloc[0]) if len(rates) else 2.0
+
+
+def face_frames_for(seconds: float, rate: float) -> int:
+    """The least face frames that make `seconds` with a face at `rate` frames per second (at least 1)."""
+    return max(1, int(np.ceil(seconds * rate - 1e-9)))
+
+
+#: The ads' columns every `list_library` entry holds, in order.
+LISTING_COLUMNS = ("key", "name", "path", "status", "error", "duration_s", "frames", "face_frames", "face_seconds",
+                   "face_coverage", "dominant", "dominant_raw", "model", "model_version")
+
+
+@dataclass(frozen=True)
+class LibraryListing:
+    """The entries `ls` lists: one plain record per ad (JSON-ready: missing values are None) and the
+    files that failed before becoming ads, after them."""
+
+    entries: tuple[dict[str, object], ...]
+    total: int
+    """Every entry before `limit`: the ads listed and the unread files."""
+    emotion: str | None
+    """The emotion ranked by, or None for the library's own order (newest first)."""
+    min_face_frames: int
+    emotions: tuple[str, ...]
+    """The emotions the library holds figures for."""
+
+
+def _plain(series: pd.Series) -> list:
+    """Missing values (NaN, NA, None) as None, numbers as Python numbers."""
+    return series.astype(object).where(series.notna(), None).tolist()
+
+
+def list_library(cache: Path | str, *, rank: str | None = None, failed_only: bool = False,
+                 min_face_frames: int = DEFAULT_MIN_FACE_FRAMES, norms_dir: Path | str | None = None,
+                 limit: int | None = None) -> LibraryListing:
+    """The library as `ls` lists it: every ad newest first, or ranked by `rank` in `queries.rank`'s
+    order (the dashboard's), read against this cache's norms or those of the cache at `norms_dir`,
+    then the files that failed before becoming ads; `failed_only` keeps the failures, `limit` the
+    first entries. Each entry: `LISTING_COLUMNS`, and with `rank` its `rank`, `standing`, `score`,
+    `mean`, `percentile`, `lift` and `emotion`; without, `dominant_lift` and `dominant_percentile`.
+    Raises ValueError for an unknown emotion or a minimum below 1."""
+    if min_face_frames < 1 or (limit is not None and limit < 0):
+        raise ValueError("the minimum evidence must be at least 1 face frame and the limit at least 0")
+    norms = None if norms_dir is None else load_norms_from(norms_dir, min_face_frames=min_face_frames)
+    with Store(cache, readonly=True) as store:
+        # rank on the few columns ranking needs, then read the rest for the rows shown only
+        table = queries.library(store, norms, min_face_frames=min_face_frames, columns=queries.RANK_COLUMNS)
+        if rank is not None:
+            table = queries.rank(table, rank, min_face_frames=min_face_frames)
+        if failed_only:
+            table = table[table["status"] == "failed"]
+        shown = queries.details(store, table if limit is None else table.iloc[:limit])
+        unread = [f for f in store.files() if f.ad_key is None]
+    emotions = queries.emotions_in(table)
+    data = {c: _plain(shown[c]) for c in LISTING_COLUMNS}
+    if rank is not None:
+        data.update(rank=_plain(shown["rank"]), standing=_plain(shown["standing"]),
+                    score=_plain(shown[f"score_{rank}"]), mean=_plain(shown[f"mean_{rank}"]),
+                    percentile=_plain(shown[f"pct_{rank}"]), lift=_plain(shown[f"lift_{rank}"]))
+    else:
+        lifts = {e: _plain(shown[f"lift_{e}"]) for e in emotions}
+        pcts = {e: _plain(shown[f"pct_{e}"]) for e in emotions}
+        data.update(dominant_lift=[lifts[d][i] if d in lifts else None for i, d in enumerate(data["dominant"])],
+                    dominant_percentile=[pcts[d][i] if d in pcts else None for i, d in enumerate(data["dominant"])])
+    for counted in ("frames", "face_frames", "rank"):  # read as floats (missing values), listed as counts
+        if counted in data:
+            data[counted] = [None if v is None else int(v) for v in data[counted]]
+    names = list(data)
+    entries = [dict(zip(names, values)) for values in zip(*data.values())]
+    if rank is not None:
+        for entry in entries:
+            entry["emotion"] = rank
+    room = None if limit is None else max(0, limit - len(entries))
+    entries += [{**{n: None for n in names}, "name": Path(f.path).name, "path": f.path, "status": "failed",
+                 "error": f.error, "frames": 0, "face_frames": 0, "face_seconds": 0.0,
+                 **({"standing": "failed", "emotion": rank} if rank is not None else {})}
+                for f in unread][:room]
+    return LibraryListing(tuple(entries), len(table) + len(unread), rank, min_face_frames, tuple(emotions))
+
+
+def ad_report(cache: Path | str, ref: str, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
+              norms_dir: Path | str | None = None) -> queries.AdReport:
+    """One ad in full (`queries.ad_report`), read against this cache's norms or the cache at `norms_dir`."""
+    norms = None if norms_dir is None else load_norms_from(norms_dir, min_face_frames=min_face_frames)
+    with Store(cache, readonly=True) as store:
+        return queries.ad_report(store, ref, norms, min_face_frames=min_face_frames)
+
+
+# --- compare ads ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One ad's smoothed signal of the compared emotion, with what aligning it needs."""
+
+    key: str
+    name: str
+    """The ad's name, with the start of its key when two compared ads share a name."""
+    times: np.ndarray
+    values: np.ndarray
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two to four ads compared on one emotion."""
+
+    emotion: str
+    emotions: tuple[str, ...]
+    """The emotions every compared ad's model scores (ads by different models share only some)."""
+    curves: tuple[Curve, ...]
+    differences: pd.DataFrame
+    """One row per ad: duration, dominant and raw top emotion, the emotion's mean, percentile, peak,
+    when the first of its 3 highest peaks comes, share of time above the ad's threshold, evidence."""
+
+    def curves_table(self) -> pd.DataFrame:
+        """The data behind the aligned curves: ad, time, share of the duration, value."""
+        return pd.concat([pd.DataFrame({"ad": c.name, "time_s": c.times,
+                                        "share_of_duration": c.times / max(c.duration_s, 1e-9),
+                                        self.emotion: c.values}) for c in self.curves])
+
+
+def shared_emotions(bundles: Sequence[queries.AdBundle]) -> list[str]:
+    """The emotions every ad's model scores, in the first ad's order."""
+    return [e for e in bundles[0].ad.labels if all(e in b.ad.labels for b in bundles)] if bundles else []
+
+
+def shown_names(bundles: Sequence[queries.AdBundle]) -> dict[str, str]:
+    """Per ad key, its name, with the key's first characters when two compared ads share a name."""
+    counts = pd.Series([b.ad.name for b in bundles]).value_counts()
+    return {b.ad.key: b.ad.name if counts[b.ad.name] == 1 else f"{b.ad.name} ({b.ad.key[:6]})" for b in bundles}
+
+
+def differences(bundles: Sequence[queries.AdBundle], emotion: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The table of differences (`Comparison.differences`); `table`: the library the ads are in."""
+    rows = []
+    library_rows = table.set_index("key")
+    for b in bundles:
+        row = library_rows.loc[b.ad.key]
+        figures = {e.emotion: e for e in b.emotions}
+        f = figures.get(emotion)
+        top = max(b.emotions, key=lambda e: e.peak if e.peak is not None else -1, default=None)
+        moments = sorted(t for t, _ in queries.peaks(b).get(emotion, []))
+        threshold = b.ad.index_params.scoring.threshold
+        rows.append({
+            "ad": b.ad.name,
+            "duration (s)": b.ad.duration_s,
+            "dominant (highest lift over the norm)": "too little evidence" if pd.isna(row["dominant"])
+            else row["dominant"],
+            "raw top emotion (highest mean)": b.ad.dominant_raw,
+            "peak emotion (highest peak)": None if top is None else top.emotion,
+            f"{emotion} mean": None if f is None else f.mean,
+            f"{emotion} percentile": row.get(f"pct_{emotion}"),
+            "face frames": int(row["face_frames"]),
+            f"{emotion} peak": None if f is None else f.peak,
+            f"{emotion} peak at (s)": None if f is None else f.peak_time_s,
+            f"first of the 3 highest {emotion} peaks at (s)": moments[0] if moments else None,
+            f"share of time {emotion} ≥ {threshold:g}": None if f is None else f.share_above,
+            "face coverage": b.ad.face_coverage,
+        })
+    return pd.DataFrame(rows)
+
+
+def compare(bundles: Sequence[queries.AdBundle], table: pd.DataFrame, emotion: str) -> Comparison:
+    """Compare ads (their `queries.ad_bundle`s, in the order shown) on `emotion`; `table`: the library
+    table they are in (`library_table`), for their standing. Raises ValueError for fewer than two ads,
+    or an emotion not every ad's model scores."""
+    if len(bundles) < 2:
+        raise ValueError(f"comparing needs at least two ads, got {len(bundles)}")
+    emotions = shared_emotions(bundles)
+    if emotion not in emotions:
+        raise ValueError(f"emotion {emotion!r} is not scored for every ad; shared: {', '.join(emotions) or 'none'}")
+    names = shown_names(bundles)
+    curves = tuple(Curve(b.ad.key, names[b.ad.key], b.timeline.times,
+                         b.timeline.smoothed[:, b.ad.labels.index(emotion)],
+                         b.ad.duration_s or float(b.timeline.times[-1])) for b in bundles)
+    return Comparison(emotion, tuple(emotions), curves, differences(bundles, emotion, table))
+
+
+def compare_ads(cache: Path | str, keys: Sequence[str], emotion: str,
+                norms_root: Path | str | None = None) -> Comparison:
+    """`compare` of the ads `keys` name in the cache, read against its own norms or `norms_root`'s."""
+    with Store(cache, readonly=True) as store:
+        bundles = [queries.ad_bundle(store, key) for key in keys]
+    return compare(bundles, library_table(cache, norms_root), emotion)
+
+
+def profiles(bundles: Sequence[queries.AdBundle], table: pd.DataFrame, emotions: Sequence[str], *,
+             by: str = "mean") -> dict[str, dict[str, float]]:
+    """Per ad (by its shown name), per emotion: its raw mean (`by="mean"`) or its percentile in the
+    norm library (`by="pct"`, missing ones left out)."""
+    names = shown_names(bundles)
+    if by == "mean":
+        return {names[b.ad.key]: {e.emotion: e.mean for e in b.emotions} for b in bundles}
+    if by != "pct":
+        raise ValueError(f"profiles are by 'mean' or 'pct', got {by!r}")
+    by_key = table.set_index("key")
+    found = {names[b.ad.key]: {e: by_key.at[b.ad.key, f"pct_{e}"] for e in emotions if f"pct_{e}" in by_key.columns}
+             for b in bundles}
+    return {name: {e: float(v) for e, v in values.items() if pd.notna(v)} for name, values in found.items()}
+
+
+__all__ = ["BestMoment", "CachePaths", "ad_bundle", "check_cache", "stored_explanation", "Comparison", "Curve", "LISTING_COLUMNS", "LibraryFilters", "LibraryListing",
+           "MomentExplanation", "NormsChoice", "RankedLibrary", "ad_report", "best_moment", "cache_version", "compare",
+           "compare_ads", "differences", "evidence_rate", "explain_moment", "face_frames_for", "filter_library",
+           "library_table", "list_library", "locate", "profiles", "read_key_frame", "resolve_norms",
+           "shared_emotions", "shown_names"]
