@@ -7,7 +7,9 @@ every frame, as bench_index.py measures it), then each step of the soundtrack al
 ratio of that floor: decoding (demux + AAC decode + resampling to 16 kHz mono), YAMNet's log-mel
 front end, the model (62 patches, one per call), and their sum (target ≤ 0.25×); and the cost of
 decoding the soundtrack inside the video's own demux pass (video + audio packets in one pass,
-against the video alone; the target for `index` with audio is ≤ 1.15×). Medians of `--repeat`
+against the video alone; the target for `index` with audio is ≤ 1.15×); then the per-second lanes
+(`emocore.audio.lanes`) and one explanation of the loudest laughter second with the default
+parameters (`emocore.audio.explain`), as ratios of the same floor. Medians of `--repeat`
 runs; the machine is shared and noisy, so read the ratios.
 
 The clip is built once (kept in cache/bench/): the 720p footage bench_index.py builds from the demo
@@ -29,7 +31,9 @@ import numpy as np
 
 from emocore.devtools import audio_media, media
 from emocore.audio.decode import AudioTrack, audio_decoder, decode_audio
+from emocore.audio.explain import AudioExplainParams, explain_audio_moment
 from emocore.audio.frontend import log_mel_patches
+from emocore.audio.lanes import AudioLanes, lanes_from_scores, score_lanes
 from emocore.audio.yamnet import load_audio_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +161,22 @@ def main() -> None:
     print(f"\nvideo pass + soundtrack in the same demux  {shared:6.3f} s   {shared / floor:.3f}× the video pass alone")
     print(f"  + front end and model     {shared + front + scoring:6.3f} s   "
           f"{(shared + front + scoring) / floor:.3f}× (the audio part of `index` with audio; target ≤ 1.15×)")
+
+    # lanes and an explanation (emocore.audio.lanes / emocore.audio.explain), against the same floor
+    scores = model.scores_of(spec)
+    per_second = median_time(lambda: lanes_from_scores(scores, track, "yamnet"), args.repeat)
+    lanes = median_time(lambda: score_lanes(track, model, spec=spec), args.repeat)
+    found = score_lanes(track, model, spec=spec)
+    assert isinstance(found, AudioLanes)
+    at = (found.peaks("laughter", k=1) or found.peaks("applause", k=1, min_value=0.0))[0]
+    lane = "laughter" if found.peaks("laughter", k=1) else "applause"
+    params = AudioExplainParams()
+    explain_audio_moment(track, model, at, (lane,), AudioExplainParams(methods=("shap",), shap_samples=60), spec=spec)
+    explaining = median_time(lambda: explain_audio_moment(track, model, at, (lane,), params, spec=spec), 1)
+    print(f"\nper-second lanes from the scores  {per_second:6.3f} s   {per_second / floor:.3f}× floor")
+    print(f"score_lanes (front end reused)   {lanes:6.3f} s   {lanes / floor:.3f}× floor")
+    print(f"explain {lane} at {at} s ({params.time_slices}×{params.mel_bands} regions, LIME {params.lime_samples} + "
+          f"SHAP {params.shap_samples} samples + deletion check)  {explaining:6.3f} s   {explaining / floor:.2f}× floor")
     model.close()
 
 
