@@ -21,7 +21,7 @@ of `time_slices` equal time slices × `mel_bands` equal groups of mel bands (equ
 low to high); region `r = slice × mel_bands + band`. A perturbed spectrogram is cut back into the
 same patches and scored by the model, so the score of the untouched region is the indexed lane value.
 
-The spectrogram is handed to the shared attribution machinery (`emocore.explain.attribution`) as a
+The spectrogram is handed to the shared attribution machinery (`emocore.attribution`) as a
 one-channel uint8 image holding the model's own 8-bit input codes (the graph quantises its input
 anyway, so this is exact, not an approximation). A hidden region is filled with the window's mean
 log-mel (its mean input code), as a hidden face region is painted the crop's mean colour: the sound
@@ -235,7 +235,7 @@ def explain_audio_moment(
     unknown lane.
     """
     # lime, shap, sklearn and scipy cost a second to import: only explaining pays it
-    from emocore.explain.attribution import agreement, deletion_checks, explain_lime, explain_shap
+    from emocore.attribution import agreement, deletion_checks, explain_lime, explain_shap
 
     params = params or AudioExplainParams()
     names = _check_names(lanes)
