@@ -57,12 +57,13 @@ def with_norms(table: pd.DataFrame, norms: Norms, *, min_face_frames: int = DEFA
     emotions = emotions_in(table)
     added: dict[str, np.ndarray] = {}
     lifts = np.full((len(table), len(emotions)), np.nan)
+    enough = (n >= min_face_frames) & (table["status"] == "ok").to_numpy(dtype=bool)
     for j, e in enumerate(emotions):
         score = norms.score(e, table[f"mean_{e}"].to_numpy(dtype=np.float64, na_value=np.nan), n)
         added[f"score_{e}"] = score
-        added[f"pct_{e}"] = norms.percentile(e, score)
+        # a percentile is a standing in the library: an ad with too little evidence has none
+        added[f"pct_{e}"] = np.where(enough, norms.percentile(e, score), np.nan)
         added[f"lift_{e}"] = lifts[:, j] = norms.lift(e, score)
-    enough = (n >= min_face_frames) & (table["status"] == "ok").to_numpy(dtype=bool)
     dominant = np.full(len(table), None, dtype=object)
     if emotions:
         usable = enough & ~np.isnan(lifts).all(axis=1)

@@ -200,7 +200,9 @@ def test_tables_never_cut_a_number_short_in_a_narrow_terminal(demo_cache: Path) 
     assert "…" not in done.stdout
     for r in wide:
         if r["score"] is not None:
-            assert f"{r['score']:.3f}" in done.stdout and f"{r['percentile']:.1f}" in done.stdout
+            assert f"{r['score']:.3f}" in done.stdout
+        if r["percentile"] is not None:
+            assert f"{r['percentile']:.1f}" in done.stdout
     shown = runner.invoke(app, ["show", "carphone.mp4", "--cache", str(demo_cache)], env={"COLUMNS": "60"})
     assert shown.exit_code == 0, shown.output
     assert "…" not in shown.stdout
