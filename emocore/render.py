@@ -208,10 +208,11 @@ def _text_block(lines: Sequence[str], width: int, colours: Sequence[tuple[int, i
     return block
 
 
-def _legend(width: int) -> np.ndarray:
+def _legend(width: int, words: tuple[str, str] = ("raises the score", "lowers the score")) -> np.ndarray:
+    """The colour key: positive evidence, then negative, in `words`."""
     block = np.full((_LINE_HEIGHT + 6, width, 3), _BACKGROUND, dtype=np.uint8)
     x = 4
-    for colour, text in ((POSITIVE, "raises the score"), (NEGATIVE, "lowers the score")):
+    for colour, text in zip((POSITIVE, NEGATIVE), words):
         cv2.rectangle(block, (x, 5), (x + 11, 16), colour, -1)
         cv2.putText(block, text, (x + 16, 15), _FONT, _FONT_SCALE, _MUTED, 1, cv2.LINE_AA)
         x += 16 + cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0] + 14

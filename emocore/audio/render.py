@@ -22,14 +22,10 @@ import numpy as np
 from emocore.audio.explain import AudioExplanation, probability
 from emocore.render import (  # one look for every explanation figure: the face overlays' page and type
     _BACKGROUND,
-    _FONT,
-    _FONT_SCALE,
-    _INK,
-    _LINE_HEIGHT,
-    _MUTED,
+    _legend,
+    _text_block,
+    _wrap,
     CAPTION_AREA,
-    NEGATIVE,
-    POSITIVE,
     overlay,
     save_png,
 )
@@ -80,41 +76,6 @@ def waveform_image(waveform: np.ndarray, width: int, height: int = WAVEFORM_HEIG
     return out
 
 
-def _text(lines: Sequence[str], width: int, colour: tuple[int, int, int] = _INK) -> np.ndarray:
-    block = np.full((_LINE_HEIGHT * len(lines) + 4, width, 3), _BACKGROUND, np.uint8)
-    for i, line in enumerate(lines):
-        (text_w, _), _ = cv2.getTextSize(line, _FONT, _FONT_SCALE, 1)
-        scale = _FONT_SCALE * min(1.0, (width - 8) / max(text_w, 1))
-        cv2.putText(block, line, (4, _LINE_HEIGHT * (i + 1) - 3), _FONT, scale, colour, 1, cv2.LINE_AA)
-    return block
-
-
-def _wrap(lines: Sequence[str], width: int) -> list[str]:
-    """Lines broken at spaces so each fits `width` px at the caption font (continuations indented)."""
-    wrapped: list[str] = []
-    for line in lines:
-        current = ""
-        for word in line.split(" "):
-            trial = f"{current} {word}" if current else word
-            if current and cv2.getTextSize(trial, _FONT, _FONT_SCALE, 1)[0][0] > width - 8:
-                wrapped.append(current)
-                current = "  " + word
-            else:
-                current = trial
-        wrapped.append(current)
-    return wrapped
-
-
-def _legend(width: int) -> np.ndarray:
-    block = np.full((_LINE_HEIGHT + 6, width, 3), _BACKGROUND, np.uint8)
-    x = 4
-    for colour, text in ((POSITIVE, "raises the lane value"), (NEGATIVE, "lowers it")):
-        cv2.rectangle(block, (x, 5), (x + 11, 16), colour, -1)
-        cv2.putText(block, text, (x + 16, 15), _FONT, _FONT_SCALE, _MUTED, 1, cv2.LINE_AA)
-        x += 16 + cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0] + 14
-    return block
-
-
 def audio_explanation_figure(explanation: AudioExplanation, lane: str, *, methods: Sequence[str] = ("lime", "shap"),
                              width: int = WIDTH, opacity: float = 0.55) -> np.ndarray:
     """One RGB image: a title, the waveform, then per method the tinted spectrogram and its trust figures.
@@ -134,7 +95,7 @@ def audio_explanation_figure(explanation: AudioExplanation, lane: str, *, method
     title = (f"{lane} at {explanation.second}-{explanation.second + 1} s: window "
              f"{explanation.start_s:.2f}-{explanation.end_s:.2f} s, mel bands {hz[0, 0]:.0f}-{hz[-1, 1]:.0f} Hz "
              f"(low at the bottom)")
-    rows = [_text(_wrap([title], width), width), waveform_image(explanation.waveform, width)]
+    rows = [_text_block(_wrap([title], width), width), waveform_image(explanation.waveform, width)]
     for a in found:
         weights = np.asarray(a.weights, np.float64).reshape(-1)
         rows.append(overlay(grey, regions, weights, opacity=opacity))
@@ -143,8 +104,8 @@ def audio_explanation_figure(explanation: AudioExplanation, lane: str, *, method
             lines.append(f"scores are log-odds ln(p/(1-p)), 0 = even odds: {a.figures.score:.2f} is a probability "
                          f"of {probability(a.figures.score):.2f}")
         lines += [ascii_text(line) for line in describe(a.figures, (CAPTION_AREA,))]
-        rows.append(_text(_wrap(lines, width), width))
-    rows.append(_legend(width))
+        rows.append(_text_block(_wrap(lines, width), width))
+    rows.append(_legend(width, ("raises the lane value", "lowers it")))
     spacer = np.full((6, width, 3), _BACKGROUND, np.uint8)
     parts: list[np.ndarray] = []
     for row in rows:
