@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from timing import median_time  # beside this script
 
 from emocore.devtools import audio_media, media
 from emocore.audio.decode import AudioTrack, audio_decoder, decode_audio
@@ -38,15 +38,6 @@ from emocore.audio.yamnet import load_audio_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 48000
-
-
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def soundtrack(seconds: float) -> tuple[np.ndarray, str]:

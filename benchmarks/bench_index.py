@@ -16,14 +16,13 @@ looped to 30 s; `python cli.py setup` fetches them) and kept in cache/bench/.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import torch
+
+from timing import median_time  # beside this script
 
 from emocore.devtools import media
 from emocore.indexer import IndexParams, index_folder
@@ -32,15 +31,6 @@ from emocore.shots import ShotDetector
 from emocore.video import open_video
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def full_decode(path: Path) -> int:
