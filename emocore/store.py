@@ -12,7 +12,16 @@ Contract:
   refused with a one-line message, not misread or half-upgraded (version 2 added the ads'
   evidence columns `face_frames`/`face_seconds`, `dominant_raw`, and `figures`: a packed copy of
   the ad's `emotions` rows written in the same transaction, so the library and its norms are one
-  query over `ads`, covered by the `ads_library` index).
+  query over `ads`, covered by the `ads_library` index; version 3 added the soundtrack: the
+  `audio` table and the ads' `audio_*` columns, below).
+- The soundtrack: per ad, `ads.audio_status` is NULL (not analysed: `index --no-audio`), 'ok'
+  (lanes in the `audio` table, one row per ad holding the [seconds, AUDIO_SIGNALS] float32 matrix),
+  'none' (the file has no audio track: no lanes, never zeros) or 'failed' (`audio_error` says why;
+  the ad's faces stand). `audio_seconds` is the evidence (seconds with sound), `audio_figures` the
+  per-signal figures packed like `figures` (rows in the order of `AUDIO_SIGNALS`), `audio_model`
+  what made them (the audio model and the lane definitions: a change re-analyses the soundtrack).
+  The soundtrack is written with the ad (`NewAd.audio`) or added to an ad later (`write_audio`),
+  either way in one transaction.
 - Atomic per ad: an ad's thumbnails are written to a temporary folder and renamed into place,
   then every row of the ad is written in one transaction. A crash (even kill -9) leaves either the
   old ad or the new one, never half of one; a thumbnail folder without rows is an orphan that the
@@ -39,20 +48,22 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import cv2
 import numpy as np
 
+from emocore.audio.decode import AudioFailed, NoAudio
+from emocore.audio.lanes import AUDIO_SIGNALS, CUE_NAMES, LANE_NAMES, AudioLanes, AudioSource, summarise_lanes
 from emocore.errors import AdNotFound, CacheError, CorruptExplanation
 from emocore.files import clean_temporaries, replace_dir, write_bytes
 from emocore.params import IndexParams
 from emocore.scoring import EmotionSummary
 from emocore.trust import TrustFigures
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "emocore.sqlite"
 THUMBS = "thumbs"
 
@@ -81,14 +92,19 @@ CREATE TABLE IF NOT EXISTS ads (
     figures BLOB,
     decode_errors INTEGER NOT NULL DEFAULT 0,
     indexed_at REAL NOT NULL,
-    elapsed_s REAL
+    elapsed_s REAL,
+    audio_status TEXT CHECK (audio_status IN ('ok', 'none', 'failed')),
+    audio_error TEXT,
+    audio_seconds REAL NOT NULL DEFAULT 0,
+    audio_figures BLOB,
+    audio_model TEXT
 );
 CREATE INDEX IF NOT EXISTS ads_content ON ads (content_hash);
 CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
 -- covers the library's and the norms' one query (newest first, evidence and packed figures), so
 -- reading 100,000 ads scans this narrow index instead of the wide rows
 CREATE INDEX IF NOT EXISTS ads_library ON ads (indexed_at DESC, key, status, face_frames, face_seconds, labels,
-                                               figures);
+                                               figures, audio_status, audio_seconds, audio_figures);
 CREATE TABLE IF NOT EXISTS frames (
     ad_key TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -137,6 +153,14 @@ CREATE TABLE IF NOT EXISTS explanations (
     figures TEXT NOT NULL,
     PRIMARY KEY (ad_key, frame_idx, explain_hash, emotion, method)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audio (
+    ad_key TEXT PRIMARY KEY,
+    signals TEXT NOT NULL,
+    seconds INTEGER NOT NULL,
+    matrix BLOB NOT NULL,
+    patch_centers BLOB NOT NULL,
+    source TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size_bytes INTEGER,
@@ -174,6 +198,9 @@ EMOTION_COLUMNS = ("ad_key", "emotion", "mean", "peak", "peak_time_s", "share_ab
 EXPLAINED_FRAME_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "time_s", "region", "segments", "image", "params",
                            "created_at")
 EXPLANATION_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "emotion", "method", "weights", "figures")
+AUDIO_COLUMNS = ("ad_key", "signals", "seconds", "matrix", "patch_centers", "source")
+#: The soundtrack's columns of `ads` (`write_ad` fills them with the rest, `write_audio` alone).
+ADS_AUDIO_COLUMNS = ("audio_status", "audio_error", "audio_seconds", "audio_figures", "audio_model")
 FILE_COLUMNS = ("path", "size_bytes", "mtime_ns", "content_hash", "ad_key", "status", "error", "seen_at")
 
 #: The columns of `ads` that `write_ad` fills, in the order of `ads_row`.
@@ -181,7 +208,7 @@ ADS_INSERT_COLUMNS = (
     "key", "content_hash", "params_hash", "params", "name", "path", "size_bytes", "status", "error", "model",
     "model_version", "labels", "duration_s", "fps", "width", "height", "rotation", "codec", "has_audio", "frames",
     "face_coverage", "face_frames", "face_seconds", "dominant_raw", "figures", "decode_errors", "indexed_at",
-    "elapsed_s",
+    "elapsed_s", *ADS_AUDIO_COLUMNS,
 )
 
 #: The per-emotion figures packed in `ads.figures`, in this order (float64, NaN for none).
@@ -214,6 +241,30 @@ def unpack_figures(blobs: Sequence[bytes | None], width: int) -> np.ndarray:
     return out
 
 
+#: What an ad's soundtrack is, as the store keeps it: lanes, no audio track, a failure, or None
+#: (not analysed).
+AudioResult = AudioLanes | NoAudio | AudioFailed | None
+
+
+def audio_values(audio: AudioResult, model: str | None) -> dict[str, object]:
+    """The `ads` columns of a soundtrack (ADS_AUDIO_COLUMNS)."""
+    if audio is None:
+        return {"audio_status": None, "audio_error": None, "audio_seconds": 0.0, "audio_figures": None,
+                "audio_model": None}
+    if isinstance(audio, (NoAudio, AudioFailed)):
+        return {"audio_status": "none" if isinstance(audio, NoAudio) else "failed",
+                "audio_error": " ".join(audio.reason.split()), "audio_seconds": 0.0, "audio_figures": None,
+                "audio_model": model}
+    return {"audio_status": "ok", "audio_error": None, "audio_seconds": float(audio.sound_seconds),
+            "audio_figures": pack_figures(AUDIO_SIGNALS, summarise_lanes(audio)), "audio_model": model}
+
+
+def _audio_row(key: str, lanes: AudioLanes) -> dict[str, object]:
+    return {"ad_key": key, "signals": json.dumps(list(AUDIO_SIGNALS)), "seconds": lanes.seconds,
+            "matrix": lanes.matrix().tobytes(), "patch_centers": np.asarray(lanes.patch_centers_s, np.float64).tobytes(),
+            "source": json.dumps(asdict(lanes.source), sort_keys=True)}
+
+
 def ads_values(ad: "NewAd", indexed_at: float) -> dict[str, object]:
     """One ad's `ads` row, keyed by column (the keys are ADS_INSERT_COLUMNS)."""
     info = ad.info
@@ -228,7 +279,7 @@ def ads_values(ad: "NewAd", indexed_at: float) -> dict[str, object]:
         "frames": 0 if ad.timeline is None else len(ad.timeline.times), "face_coverage": ad.face_coverage,
         "face_frames": ad.face_frames, "face_seconds": ad.face_seconds, "dominant_raw": ad.dominant_raw,
         "figures": pack_figures(ad.labels, ad.emotions), "decode_errors": ad.decode_errors,
-        "indexed_at": indexed_at, "elapsed_s": ad.elapsed_s,
+        "indexed_at": indexed_at, "elapsed_s": ad.elapsed_s, **audio_values(ad.audio, ad.audio_model),
     }
 
 
@@ -286,6 +337,14 @@ class AdRow:
     """Sampled frames with a scored face (whole-frame models: every scored frame): the evidence."""
     face_seconds: float = 0.0
     """`face_frames` divided by the sample rate."""
+    audio_status: str | None = None
+    """'ok' (lanes stored), 'none' (no audio track), 'failed' (`audio_error` says why) or None (not analysed)."""
+    audio_error: str | None = None
+    """Why there are no lanes ('none': "no audio track"; 'failed': the one-line reason)."""
+    audio_seconds: float = 0.0
+    """Seconds of the soundtrack with sound: the evidence behind its per-ad figures."""
+    audio_model: str | None = None
+    """What read the soundtrack (`emocore.indexer.audio_spec`); None when not analysed."""
 
     @property
     def dominant(self) -> str | None:
@@ -345,6 +404,10 @@ class NewAd:
     elapsed_s: float | None = None
     face_frames: int = 0
     face_seconds: float = 0.0
+    audio: AudioResult = None
+    """The soundtrack: lanes, `NoAudio`, `AudioFailed`, or None (not analysed)."""
+    audio_model: str | None = None
+    """What read the soundtrack (the audio model and the lane definitions), when `audio` is not None."""
 
 
 @dataclass(frozen=True)
@@ -494,9 +557,12 @@ class Store:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
-                                  ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("ads", "key")):
+                                  ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("audio", "ad_key"),
+                                  ("ads", "key")):
                 self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
             self._db.execute(_insert("ads", ADS_INSERT_COLUMNS), ads_values(ad, time.time()))
+            if isinstance(ad.audio, AudioLanes):
+                self._db.execute(_insert("audio", AUDIO_COLUMNS), _audio_row(ad.key, ad.audio))
             if ad.timeline is not None:
                 tl = ad.timeline
                 self._db.executemany(_insert("frames", FRAME_COLUMNS), (
@@ -514,6 +580,21 @@ class Store:
                  "share_above": e.share_above, "variance": e.variance}
                 for e in ad.emotions
             ))
+
+    def write_audio(self, key: str, audio: AudioResult, model: str | None) -> None:
+        """Set (or replace) the soundtrack of an ad already in the cache, in one transaction; its faces
+        and explanations are untouched. AdNotFound if the cache holds no ad `key`."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            values = audio_values(audio, model)
+            updated = self._db.execute(
+                f"UPDATE ads SET {', '.join(f'{c} = :{c}' for c in ADS_AUDIO_COLUMNS)} WHERE key = :key",
+                {**values, "key": key}).rowcount
+            if not updated:
+                raise AdNotFound(f"no ad {key} in {self.root}")
+            self._db.execute("DELETE FROM audio WHERE ad_key = ?", (key,))
+            if isinstance(audio, AudioLanes):
+                self._db.execute(_insert("audio", AUDIO_COLUMNS), _audio_row(key, audio))
 
     def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes]) -> None:
         with replace_dir(self.thumbs_dir(key)) as folder:  # the ad's thumbnails appear all at once
@@ -591,7 +672,8 @@ class Store:
 
     _AD_FIELDS = ("key", "name", "path", "status", "error", "model", "model_version", "labels", "duration_s", "fps",
                   "width", "height", "rotation", "has_audio", "frames", "face_coverage", "dominant_raw",
-                  "decode_errors", "indexed_at", "elapsed_s", "content_hash", "params", "face_frames", "face_seconds")
+                  "decode_errors", "indexed_at", "elapsed_s", "content_hash", "params", "face_frames", "face_seconds",
+                  "audio_status", "audio_error", "audio_seconds", "audio_model")
 
     @staticmethod
     def _ad_row(values: dict[str, Any]) -> AdRow:
@@ -642,6 +724,36 @@ class Store:
             shots=tuple(shots),
             face_px=np.array([math.nan if v is None else v for v in frames["face_px"]], dtype=np.float64),
         )
+
+    def audio(self, key: str) -> AudioResult:
+        """The ad's soundtrack: its lanes ('ok'), `NoAudio`, `AudioFailed`, or None (not analysed, or
+        no such ad). Lanes that do not decode are a CacheError (one line), never misread."""
+        rows = self._select(("audio_status", "audio_error"), "FROM ads WHERE key = ?", (key,))
+        if not rows or rows[0]["audio_status"] is None:
+            return None
+        status, error = rows[0]["audio_status"], rows[0]["audio_error"]
+        if status == "none":
+            return NoAudio(error or NoAudio().reason)
+        if status == "failed":
+            return AudioFailed(error or "unknown reason")
+        found = self._select(AUDIO_COLUMNS[1:], "FROM audio WHERE ad_key = ?", (key,))
+        try:
+            row = found[0]
+            signals = tuple(json.loads(row["signals"]))
+            matrix = np.frombuffer(row["matrix"], np.float32).reshape(int(row["seconds"]), len(signals))
+            column = {name: matrix[:, i] for i, name in enumerate(signals)}
+            return AudioLanes(
+                times=np.arange(int(row["seconds"]), dtype=np.float64),
+                names=LANE_NAMES,
+                values=np.column_stack([column[n] for n in LANE_NAMES]).reshape(-1, len(LANE_NAMES)),
+                cue_names=CUE_NAMES,
+                cues=np.column_stack([column[n] for n in CUE_NAMES]).reshape(-1, len(CUE_NAMES)),
+                loudness_dbfs=column["loudness"].copy(),
+                patch_centers_s=np.frombuffer(row["patch_centers"], np.float64).copy(),
+                source=AudioSource(**json.loads(row["source"])),
+            )
+        except (IndexError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise CacheError(f"the stored soundtrack of ad {key} is unreadable ({exc}): index it again with --force")
 
     def thumbnail(self, key: str, index: int) -> Path | None:
         path = thumbnail_path(self.root, key, index)

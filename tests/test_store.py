@@ -121,7 +121,7 @@ def test_a_version_1_cache_is_refused_with_the_clear_message(tmp_path: Path) -> 
                          "INSERT INTO meta VALUES ('schema_version', '1');"
                          "CREATE TABLE ads (key TEXT PRIMARY KEY, dominant TEXT);")
     for readonly in (False, True):
-        with pytest.raises(CacheError, match="schema version 1; this emocore reads version 2 .*new --cache folder"):
+        with pytest.raises(CacheError, match="schema version 1; this emocore reads version 3 .*new --cache folder"):
             Store(tmp_path, readonly=readonly)
     with sqlite3.connect(tmp_path / DB_NAME) as db:  # nothing was added to the old cache
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["meta", "ads"]

@@ -19,11 +19,11 @@ them by their full names. onnxruntime is imported only when a model is loaded.
 
 from __future__ import annotations
 
-from emocore.audio.decode import AudioDecoder, AudioTrack, NoAudio, audio_decoder, decode_audio
+from emocore.audio.decode import AudioDecoder, AudioFailed, AudioTrack, NoAudio, audio_decoder, decode_audio
 from emocore.audio.frontend import LogMelPatches, log_mel_patches
 from emocore.audio.lanes import CUE_TABLE, AudioLanes, score_lanes
 from emocore.audio.yamnet import AudioModel, AudioScores, ClassScore, PatchScores, load_audio_model
 
 __all__ = ["CUE_TABLE", "AudioDecoder", "AudioLanes", "AudioModel", "AudioScores",
-           "AudioTrack", "ClassScore", "LogMelPatches", "NoAudio", "PatchScores", "audio_decoder", "decode_audio",
+           "AudioFailed", "AudioTrack", "ClassScore", "LogMelPatches", "NoAudio", "PatchScores", "audio_decoder", "decode_audio",
            "load_audio_model", "log_mel_patches", "score_lanes"]

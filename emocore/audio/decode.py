@@ -87,6 +87,15 @@ class NoAudio:
     reason: str = "no audio track"
 
 
+@dataclass(frozen=True)
+class AudioFailed:
+    """The file has an audio track that could not be read or scored; the video part stands on its own.
+
+    `reason` is one line (the `AudioError` message, or the model's error)."""
+
+    reason: str
+
+
 def _reason(exc: BaseException) -> str:
     """FFmpeg's own words for an error, without the file path it appends."""
     return (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__

@@ -47,6 +47,7 @@ import numpy as np
 from emocore.audio.decode import AudioTrack, NoAudio
 from emocore.audio.frontend import PATCH_SPAN_SECONDS, LogMelPatches, log_mel_patches
 from emocore.audio.yamnet import AudioModel, AudioScores, class_index, sigmoid
+from emocore.scoring import EmotionSummary
 
 #: Lanes read from a group of AudioSet classes (display names as in YAMNet's class map): the largest
 #: probability of the group in each patch.
@@ -112,6 +113,11 @@ CUE_TABLE: tuple[CueTerm, ...] = (
     CueTerm("exciting", "loudness", 0.1),
 )
 CUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(t.cue for t in CUE_TABLE))
+#: Every per-second signal of a soundtrack, in the order the cache stores them: the lanes, the
+#: loudness (dBFS), then the cues (`AudioLanes.column` reads each).
+AUDIO_SIGNALS: tuple[str, ...] = (*LANE_NAMES, "loudness", *CUE_NAMES)
+#: A second counts towards `share_above` when its lane or cue value is at least this.
+SHARE_THRESHOLD = 0.5
 
 
 def lane_classes(lane: str) -> tuple[str, ...]:
@@ -224,6 +230,40 @@ class AudioLanes:
             if all(abs(int(t) - c) >= min_gap_s for c in chosen):
                 chosen.append(int(t))
         return tuple(chosen)
+
+
+    @property
+    def sound_seconds(self) -> int:
+        """Seconds some patch reads (the rest hold no sound): the evidence behind every per-ad figure."""
+        return int(np.count_nonzero(~np.isnan(self.values[:, 0]))) if self.values.size else 0
+
+    def matrix(self) -> np.ndarray:
+        """[T, len(AUDIO_SIGNALS)] float32: every signal side by side, in the order of `AUDIO_SIGNALS`."""
+        return np.column_stack([self.column(name) for name in AUDIO_SIGNALS]).astype(np.float32)
+
+
+def summarise_lanes(lanes: AudioLanes) -> tuple[EmotionSummary, ...]:
+    """Per-ad figures of each signal (`AUDIO_SIGNALS`), as the face emotions have them, over the
+    seconds with sound (NaN seconds are left out; none: `mean` and `peak` are None):
+
+    - `mean`, `variance`: of the per-second values;
+    - `peak`, `peak_time_s`: the highest second and where it starts;
+    - `share_above`: the share of the ad's seconds at or above `SHARE_THRESHOLD` (seconds without
+      sound count as not above); NaN for the loudness, which is in dBFS, not a probability.
+    """
+    out = []
+    for name in AUDIO_SIGNALS:
+        column = np.asarray(lanes.column(name), np.float64)
+        sound = ~np.isnan(column)
+        if not sound.any():
+            out.append(EmotionSummary(name, None, None, None, 0.0 if name != "loudness" else math.nan, None))
+            continue
+        best = int(np.nanargmax(column))
+        share = math.nan if name == "loudness" else float(np.mean(np.nan_to_num(column, nan=-1.0) >= SHARE_THRESHOLD))
+        out.append(EmotionSummary(name, mean=float(np.mean(column[sound])), peak=float(column[best]),
+                                  peak_time_s=float(lanes.times[best]), share_above=share,
+                                  variance=float(np.var(column[sound]))))
+    return tuple(out)
 
 
 def describe_lanes() -> dict[str, object]:
@@ -356,7 +396,7 @@ def score_lanes(track: AudioTrack | NoAudio, model: AudioModel, duration_s: floa
     return lanes_from_scores(scores, track, f"{model.name} {model.version}", duration_s)
 
 
-__all__ = ["CUE_NAMES", "CUE_TABLE", "LANE_CLASSES", "LANE_LABELS", "LANE_NAMES", "MIN_CUE_DBFS", "MIN_DBFS",
+__all__ = ["AUDIO_SIGNALS", "SHARE_THRESHOLD", "summarise_lanes", "CUE_NAMES", "CUE_TABLE", "LANE_CLASSES", "LANE_LABELS", "LANE_NAMES", "MIN_CUE_DBFS", "MIN_DBFS",
            "MOOD_CLASSES", "TAIL_TOLERANCE_S", "AudioLanes", "AudioSource", "CueTerm", "cue_table_markdown",
            "cue_values", "describe_lanes",
            "lane_classes", "lanes_from_scores", "loudness_level", "loudness_per_second", "patch_lanes", "pool_patches",
