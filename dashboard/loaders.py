@@ -19,11 +19,11 @@ import streamlit as st
 
 from emocore import queries, usecases
 from emocore.errors import EmocoreError
-from emocore.store import FrameExplanation
+from emocore.store import FrameExplanation, Store, StoredAudioExplanation
 from emocore.usecases import NormsChoice, cache_version, resolve_norms
 
-__all__ = ["NormsChoice", "cache_root", "cache_version", "key_frame_image", "library_for", "load_bundle",
-           "load_explanation", "load_library", "norms_default", "resolve_norms", "thumbnail_for", "thumbnail_uri"]
+__all__ = ["NormsChoice", "cache_root", "cache_version", "key_frame_image", "library_for", "load_audio_explained", "load_audio_explanation", "load_bundle",
+           "load_ads_by_key", "load_explanation", "load_library", "load_search", "norms_default", "resolve_norms", "thumbnail_for", "thumbnail_uri"]
 
 
 def _command_line() -> argparse.Namespace:
@@ -59,9 +59,37 @@ def library_for(root: Path, choice: NormsChoice) -> pd.DataFrame:
     return load_library(str(root), cache_version(root), str(choice.root), cache_version(choice.root))
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def load_search(root: str, version: int, text: str, limit: int, status: str | None = None) -> queries.AdSearch:
+    """`usecases.search_ads`: the ads a picker offers for a search text (at most `limit`, found by SQLite)."""
+    return usecases.search_ads(root, text, limit, status=status)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def load_ads_by_key(root: str, version: int, keys: tuple[str, ...]) -> tuple[queries.AdMatch, ...]:
+    """`usecases.ads_by_key`: the ads a link names, in its order (keys not in the cache left out)."""
+    return usecases.ads_by_key(root, keys)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def load_bundle(root: str, version: int, key: str) -> queries.AdBundle:
     return usecases.ad_bundle(root, key)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_audio_explained(root: str, version: int, key: str) -> tuple[int, ...]:
+    """The seconds of the ad's soundtrack that have a stored explanation."""
+    with Store(root, readonly=True) as store:
+        return tuple(sorted({s.second for s in store.audio_explained_seconds(key)}))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def load_audio_explanation(root: str, version: int, key: str, second: int) -> StoredAudioExplanation | str:
+    """The stored explanation of a soundtrack second, or the reason it cannot be shown."""
+    try:
+        return usecases.stored_audio_explanation(root, key, second)
+    except EmocoreError as exc:
+        return str(exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

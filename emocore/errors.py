@@ -85,3 +85,15 @@ class AudioError(EmocoreError):
 
 class ParamsError(EmocoreError):
     """Parameters read back (an ad's stored index parameters) hold an unknown key or a value of the wrong type."""
+
+
+class VersionsError(EmocoreError):
+    """Cuts of an ad cannot be matched: fewer than two ads, a failed ad, or an ad with no stored frames."""
+
+
+class EngineUnavailable(EmocoreError):
+    """Videos cannot be spread over workers: Ray is not installed, or a worker process could not start."""
+
+
+class DeviceUnavailable(EmocoreError):
+    """The device asked for (`--device cuda`) is not usable here: no CUDA GPU that PyTorch can see."""

@@ -20,10 +20,22 @@ Contract:
   `weights_only=True` ("file:<sha256[:12]>"); None gives seeded random weights; `StoredWeights`
   restores weights carried by a checkpoint under the label they were made with; "random" or
   "random:<seed>" asks for random weights by name (as the CLIP encoder accepts too).
-- `video_features` decodes the video once (sequential sampling), encodes in batches, and caches the
-  array as `<cache_dir>/<sha256 of the file>_<hash of encoder + sampling>.npy`, written atomically.
-  A cache file that does not load as the expected array is recomputed. Unreadable videos raise
-  `VideoError`.
+- A `VideoFeatureSource` is the sibling of a frame encoder for features that are not one image's:
+  it reads the whole video file (its soundtrack, its faces) into one row per point of the sampling
+  grid (`sampling_grid`: times k / sample_rate, k = 0, 1, ...), so the pooling treats its rows like
+  frame features. Sources are built by name from `emocore.registry.FEATURE_SOURCES` through the same
+  `make_encoder`: "audioset" (YAMNet's 521 AudioSet class probabilities per grid step, plus a
+  has-audio flag; "audioset:embedding" its 1,024-value embedding instead), "faces" (the default face
+  model's 7 emotion probabilities of each sampled frame's largest face, plus a face-present flag),
+  both in `emocore.models.feature_sources`. "A+B" (e.g. "faces+audioset") concatenates sources row
+  by row on the one grid (`CombinedFeatures`; rows past the shortest part are dropped). Their
+  weights are fixed (what `python cli.py setup` fetched): they accept None, "imagenet" (the
+  default: "the backbone's standard pretrained weights") or their own label `FIXED`, and say which
+  model made them in `describe()`.
+- `video_features` decodes the video once (sequential sampling), encodes in batches (a source
+  extracts its own way), and caches the array as `<cache_dir>/<sha256 of the file>_<hash of
+  encoder + sampling>.npy`, written atomically. A cache file that does not load as the expected
+  array is recomputed. Unreadable videos raise `VideoError`.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -45,7 +58,7 @@ from torch import nn
 
 from emocore.errors import EncoderWeightsError, UnknownModel, VideoError
 from emocore.files import content_hash, download, save_array
-from emocore.registry import ENCODERS
+from emocore.registry import ENCODERS, FEATURE_SOURCES
 from emocore.video import open_video
 
 log = logging.getLogger("emocore")
@@ -58,6 +71,10 @@ FEATURES_SCHEMA = 1
 IMAGENET_TIMEOUT_S = 10.0
 #: The weights name meaning "the backbone's standard pretrained weights".
 IMAGENET = "imagenet"
+#: The weights label of a feature source: its model's own weights, fetched by `python cli.py setup`.
+FIXED = "fixed"
+#: How a combination of feature sources is written: "faces+audioset".
+COMBINE = "+"
 
 #: torchvision backbone -> (pooled feature size, prefix of the classifier's keys in its state dict)
 BACKBONES: dict[str, tuple[int, str]] = {
@@ -101,14 +118,123 @@ class FrameEncoder(Protocol):
         ...
 
 
+@runtime_checkable
+class VideoFeatureSource(Protocol):
+    """A video file -> (T, dim) float32 features, one row per point of the sampling grid.
+
+    Not an image encoder: it reads what it needs from the file itself (the soundtrack, the faces
+    of the sampled frames). See the module docstring."""
+
+    name: str
+    """The spec it was made from, e.g. "audioset" or "faces+audioset"."""
+    dim: int
+
+    def describe(self) -> dict[str, object]:
+        """Everything that changes the features, as plain JSON-able data (with "kind": "video")."""
+        ...
+
+    def extract(self, path: Path, *, sample_rate: float, max_side: int, cache_dir: Path | None) -> np.ndarray:
+        """(T, dim) float32 features of the video at `path` (VideoError when it cannot be read)."""
+        ...
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        """None: a source's weights are fetched by `python cli.py setup`, never carried."""
+        ...
+
+
+#: What `make_encoder` builds and `train` pools: a frame encoder or a video feature source.
+Backbone = FrameEncoder | VideoFeatureSource
+
+
 def known_encoders() -> list[str]:
     """Names accepted by `make_encoder`, as help texts write them ("clip:ARCH"), for help texts and errors."""
     return ENCODERS.usages()
 
 
-def make_encoder(spec: str, weights: WeightsSpec = None, seed: int = 0) -> FrameEncoder:
-    """The frame encoder named by `spec` ("resnet18", "clip:ViT-B-32", ...): `emocore.registry.ENCODERS`."""
+def known_feature_sources() -> list[str]:
+    """The video feature sources `make_encoder` also builds, as help texts write them."""
+    return FEATURE_SOURCES.usages()
+
+
+def known_backbones() -> list[str]:
+    """Everything `--backbone` takes: the frame encoders, the feature sources and their combination."""
+    return known_encoders() + known_feature_sources() + [f"A{COMBINE}B (sources combined, e.g. faces+audioset)"]
+
+
+def make_encoder(spec: str, weights: WeightsSpec = None, seed: int = 0) -> Backbone:
+    """The frame encoder named by `spec` ("resnet18", "clip:ViT-B-32", ...: `emocore.registry.ENCODERS`),
+    or the video feature source ("audioset", "faces", "faces+audioset": `emocore.registry.FEATURE_SOURCES`)."""
+    spec = str(spec)
+    if COMBINE in spec:
+        return CombinedFeatures.from_spec(spec, weights)
+    if spec.partition(":")[0] in FEATURE_SOURCES:
+        return FEATURE_SOURCES.build(spec, weights)
     return ENCODERS.build(spec, weights, seed)
+
+
+def check_fixed_weights(source: str, weights: object, model: str) -> None:
+    """A feature source's weights are its model's own: None (none asked for), "imagenet" (the default,
+    "standard pretrained weights") or `FIXED` pass; anything else is a ValueError naming why."""
+    if weights is None or (isinstance(weights, str) and weights in (IMAGENET, FIXED)):
+        return
+    raise ValueError(f"{source} features come from the fixed {model} weights fetched by `python cli.py setup`: "
+                     f"--weights does not apply to them (got {weights!r}; leave it out)")
+
+
+def sampling_grid(duration_s: float, sample_rate: float) -> np.ndarray:
+    """The times (seconds) a feature source gives rows for: k / sample_rate for k = 0 … ⌈duration ×
+    rate⌉ − 1 (at least one row), the multiples of the period `Video.sample` samples frames at."""
+    count = max(1, math.ceil(float(duration_s) * sample_rate - 1e-9))
+    return np.arange(count, dtype=np.float64) / sample_rate
+
+
+class CombinedFeatures:
+    """Feature sources side by side: row k is the concatenation of each part's row k (one grid for all).
+
+    Each part is extracted (and cached) on its own, so "faces+audioset" after "faces" and
+    "audioset" decodes nothing again; rows past the shortest part are dropped (a part can hold one
+    row more when the last frame falls before the end of the grid)."""
+
+    NAME: ClassVar[str] = "combined"
+
+    def __init__(self, parts: Sequence[VideoFeatureSource]) -> None:
+        if len(parts) < 2:
+            raise ValueError("a combination needs at least two feature sources")
+        names = [part.name for part in parts]
+        if len(set(names)) != len(names):
+            raise UnknownModel(f"a feature source is combined with itself: {COMBINE.join(names)}")
+        self.parts = tuple(parts)
+        self.name = COMBINE.join(names)
+        self.dim = sum(part.dim for part in parts)
+
+    @classmethod
+    def from_spec(cls, spec: str, weights: WeightsSpec = IMAGENET) -> "CombinedFeatures":
+        """"faces+audioset" and the like: each part a registered feature source (not an image backbone)."""
+        parts = []
+        for part in spec.split(COMBINE):
+            part = part.strip()
+            name = part.partition(":")[0]
+            if name in ENCODERS:
+                raise UnknownModel(f"only feature sources combine ({', '.join(known_feature_sources())}); "
+                                   f"{name!r} is an image backbone")
+            if name not in FEATURE_SOURCES:
+                raise UnknownModel(f"unknown feature source {part!r} in {spec!r}; known feature sources: "
+                                   f"{', '.join(known_feature_sources())}")
+            parts.append(FEATURE_SOURCES.build(part, weights))
+        return cls(parts)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "backbone": self.name, "kind": "video", "weights": FIXED, "dim": self.dim,
+                "parts": [part.describe() for part in self.parts], "grid": "rows aligned, cut to the shortest part"}
+
+    def extract(self, path: Path, *, sample_rate: float, max_side: int, cache_dir: Path | None) -> np.ndarray:
+        arrays = [video_features(path, part, sample_rate=sample_rate, max_side=max_side, cache_dir=cache_dir)
+                  for part in self.parts]
+        rows = min(len(a) for a in arrays)
+        return np.ascontiguousarray(np.hstack([a[:rows] for a in arrays]), dtype=np.float32)
+
+    def state_dict(self) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +463,7 @@ def file_hash(path: Path) -> str:
     return digest
 
 
-def features_key(content: str, encoder: FrameEncoder, sample_rate: float, max_side: int) -> str:
+def features_key(content: str, encoder: Backbone, sample_rate: float, max_side: int) -> str:
     """Cache file name (without folder) for a video's content hash under an encoder and sampling."""
     described = {"encoder": encoder.describe(), "sample_rate": float(sample_rate), "max_side": int(max_side),
                  "schema": FEATURES_SCHEMA}
@@ -347,13 +473,14 @@ def features_key(content: str, encoder: FrameEncoder, sample_rate: float, max_si
 
 def video_features(
     path: Path,
-    encoder: FrameEncoder,
+    encoder: Backbone,
     *,
     sample_rate: float = 1.0,
     max_side: int = 480,
     cache_dir: Path | None,
 ) -> np.ndarray:
-    """(T, encoder.dim) float32 features of the frames sampled at `sample_rate` per second.
+    """(T, encoder.dim) float32 features of the frames sampled at `sample_rate` per second (a feature
+    source: of its rows on the sampling grid).
 
     With a `cache_dir`, a video already encoded under the same encoder and sampling is read back
     without decoding. Raises VideoError for a file that cannot be read as a video.
@@ -370,7 +497,11 @@ def video_features(
         features = _read_cached(cached, encoder.dim)
         if features is not None:
             return features
-    features = _compute(path, encoder, sample_rate, max_side)
+    if isinstance(encoder, VideoFeatureSource):
+        features = np.ascontiguousarray(
+            encoder.extract(path, sample_rate=sample_rate, max_side=max_side, cache_dir=cache_dir), dtype=np.float32)
+    else:
+        features = _compute(path, encoder, sample_rate, max_side)
     if cached is not None:
         save_array(cached, features)
     return features
@@ -410,7 +541,16 @@ def _read_cached(path: Path, dim: int) -> np.ndarray | None:
 
 __all__ = [
     "BACKBONES",
+    "COMBINE",
+    "FIXED",
     "IMAGENET",
+    "Backbone",
+    "CombinedFeatures",
+    "VideoFeatureSource",
+    "check_fixed_weights",
+    "known_backbones",
+    "known_feature_sources",
+    "sampling_grid",
     "EncoderWeightsError",
     "FrameEncoder",
     "StoredWeights",

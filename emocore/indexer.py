@@ -8,6 +8,16 @@ model scores the previous batch), detect shots on every decoded frame, score the
 smooth, summarise, and write the ad atomically with its thumbnails. A file that cannot be read is
 recorded as failed with a one-line reason and the batch goes on.
 
+The soundtrack (`audio_model` given; `index --no-audio` gives none): decoded in the same demux pass
+as the video (16 kHz mono), scored into per-second lanes by the decode thread once the pass ends
+(while the face model still works through the frames decoded ahead), and written with the ad in
+the same transaction. The soundtrack is not part of the ad's key: `ads.audio_model` records what
+read it (`audio_spec()`), and an ad already in the cache whose soundtrack is missing or was read by
+another spec gets it re-read alone (`decode_audio`, then `Store.write_audio`) without its faces
+being scored again. No audio track: 'none' (no lanes, never zeros); an unusable track or a failing
+audio model: 'failed' with a one-line reason, the faces kept. Without an audio model, stored
+soundtracks are never touched (`--force` keeps the one already stored).
+
 Progress is reported through an `IndexProgress` the caller passes in; nothing here prints.
 """
 
@@ -19,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -27,14 +37,20 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from emocore.errors import EmocoreError, FolderNotFound, VideoError
+from emocore.audio.decode import AudioFailed, AudioTrack, NoAudio, decode_audio
+from emocore.audio.lanes import AudioLanes, describe_lanes, score_lanes
+from emocore.audio.yamnet import NAME as AUDIO_MODEL_NAME
+from emocore.audio.yamnet import VERSION as AUDIO_MODEL_VERSION
+from emocore.audio.yamnet import AudioModel
+from emocore.engine import EngineParams, PerVideo, run_ray, run_workers
+from emocore.errors import AudioError, CacheError, EmocoreError, FolderNotFound, VideoError
 from emocore.files import content_hash  # SHA-256 of a file's bytes: an ad's identity
-from emocore.explain import ExplainParams, explain_ad
+from emocore.explain import ExplainParams, explain_ad, explain_audio_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
 from emocore.params import IndexParams  # the parameters' typed record (round-trips from the store); re-exported here
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
-from emocore.store import SCHEMA_VERSION, AdRow, NewAd, Store, Timeline
+from emocore.store import SCHEMA_VERSION, AdRow, AudioResult, NewAd, Store, Timeline
 from emocore.video import SampledFrame, find_videos, open_video
 
 log = logging.getLogger("emocore")
@@ -57,6 +73,11 @@ class FileOutcome:
     note: str | None = None
     explained: int = 0
     """Key frames explained in this run."""
+    audio: str | None = None
+    """What this run read of the soundtrack: 'ok' (lanes stored), 'none' (no audio track), 'failed'
+    (`audio_error` says why; the faces stand); None when it did not read it (`--no-audio`, or the
+    stored soundtrack is current)."""
+    audio_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,63 @@ def ad_key(content: str, params_digest: str) -> str:
     return hashlib.sha256(f"{content}:{params_digest}".encode()).hexdigest()[:20]
 
 
+def audio_spec(model: AudioModel | None = None) -> str:
+    """What reads a soundtrack, as `ads.audio_model` records it: the audio model's name and version
+    and a short hash of the lane definitions (`describe_lanes()`), e.g. "yamnet w8a8-6033a308ddfc
+    lanes-1a2b3c4d". An ad whose stored spec differs has its soundtrack read again. `model`: the
+    loaded model (default: the one `load_audio_model()` loads; no model is loaded here)."""
+    name, version = (model.name, model.version) if model is not None else (AUDIO_MODEL_NAME, AUDIO_MODEL_VERSION)
+    lanes = hashlib.sha256(json.dumps(describe_lanes(), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name} {version} lanes-{lanes}"
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """A soundtrack as the indexer read it: what the store keeps, and the damage skipped on the way."""
+
+    result: AudioLanes | NoAudio | AudioFailed
+    decode_errors: int = 0
+    """Damaged audio packets skipped (0 when there is no track or it failed)."""
+
+    @property
+    def status(self) -> str:
+        """'ok', 'none' or 'failed', as `ads.audio_status`."""
+        return "ok" if isinstance(self.result, AudioLanes) else "none" if isinstance(self.result, NoAudio) else "failed"
+
+    @property
+    def error(self) -> str | None:
+        return None if isinstance(self.result, AudioLanes) else " ".join(self.result.reason.split())
+
+    @property
+    def note(self) -> str | None:
+        """What the index summary says about it: nothing when all went well."""
+        if isinstance(self.result, NoAudio):
+            return "no audio"
+        if isinstance(self.result, AudioFailed):
+            return f"audio failed: {self.error}"
+        return f"{self.decode_errors} damaged audio packets skipped" if self.decode_errors else None
+
+
+def read_soundtrack(decode: Callable[[], AudioTrack | NoAudio], model: AudioModel, duration_s: float | None,
+                    path: Path, debug: bool = False) -> Soundtrack:
+    """Decode (`decode()`: the same-pass track, or `decode_audio(path)`) and score a soundtrack into
+    per-second lanes covering `duration_s` (the video's length). Never raises for a bad track or a
+    failing audio model: those become `AudioFailed` with a one-line reason (logged); `debug`
+    re-raises the unexpected ones."""
+    try:
+        track = decode()
+        lanes = score_lanes(track, model, duration_s=duration_s or None)
+        return Soundtrack(lanes, track.decode_errors if isinstance(track, AudioTrack) else 0)
+    except AudioError as exc:
+        log.warning("the soundtrack of %s is unusable: %s", path, exc)
+        return Soundtrack(AudioFailed(" ".join(str(exc).split())))
+    except Exception as exc:  # the audio model or a library on odd input: the faces must not pay for it
+        if debug:
+            raise
+        log.warning("scoring the soundtrack of %s failed", path, exc_info=True)
+        return Soundtrack(AudioFailed(" ".join(f"audio model failed: {type(exc).__name__}: {exc}".split())))
+
+
 def _decode_ahead(frames: Iterator[SampledFrame], depth: int = 2 * BATCH) -> Iterator[SampledFrame]:
     """Run a frame iterator in a background thread so decoding overlaps scoring."""
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -178,14 +256,19 @@ class _Scored:
     decode_errors: int
     face_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """(N,) the scored face's size in original-frame pixels, NaN without one."""
+    soundtrack: Soundtrack | None = None
+    """The soundtrack read in the same pass; None without an audio model."""
 
 
 def score_video(
-    path: Path, model: EmotionModel, params: IndexParams, progress: IndexProgress | None = None
+    path: Path, model: EmotionModel, params: IndexParams, progress: IndexProgress | None = None,
+    *, audio_model: AudioModel | None = None, debug: bool = False,
 ) -> _Scored:
-    """Decode, sample, detect shots and score one video (no cache involved)."""
+    """Decode, sample, detect shots and score one video (no cache involved); with `audio_model`, its
+    soundtrack too, from the same demux pass (scored by the decode thread once the pass ends, while
+    the face model scores the frames decoded ahead)."""
     progress = progress or _Silent()
-    with open_video(path) as video:
+    with open_video(path, audio=audio_model is not None) as video:
         info = video.info
         progress.file_started(path, max(1, round(info.duration_s * params.sample_rate)))
         detector = ShotDetector(info.fps, params.shots)
@@ -211,7 +294,14 @@ def score_video(
             progress.frames_done(len(batch))
             batch.clear()
 
-        for frame in _decode_ahead(video.sample(params.sample_rate, params.max_side, on_frame=detector.feed)):
+        read: list[Soundtrack] = []
+
+        def frames_then_sound() -> Iterator[SampledFrame]:  # runs in the decode thread
+            yield from video.sample(params.sample_rate, params.max_side, on_frame=detector.feed)
+            if audio_model is not None:
+                read.append(read_soundtrack(video.soundtrack, audio_model, info.duration_s, path, debug))
+
+        for frame in _decode_ahead(frames_then_sound()):
             batch.append(frame)
             if len(batch) == BATCH:
                 flush()
@@ -228,6 +318,7 @@ def score_video(
             info={**asdict(info), "duration_s": duration},
             decode_errors=video.decode_errors,
             face_px=np.array(face_px, dtype=np.float64),
+            soundtrack=read[0] if read else None,
         )
 
 
@@ -241,9 +332,14 @@ def index_video(
     explain: ExplainParams | None = None,
     progress: IndexProgress | None = None,
     debug: bool = False,
+    audio_model: AudioModel | None = None,
 ) -> FileOutcome:
     """Index one file into `store` unless it is already there, then explain its key frames
-    (`explain`; None: no explanations) unless they are there too. Never raises for a bad file."""
+    (`explain`; None: no explanations) unless they are there too. Never raises for a bad file.
+
+    `audio_model`: read the soundtrack too (same pass), or, for an ad already in the cache, read it
+    alone when its stored soundtrack is missing or made by another `audio_spec`. None (`--no-audio`):
+    stored soundtracks are left as they are (`force` keeps the stored one) and new ads have none."""
     progress = progress or _Silent()
     start = time.perf_counter()
     label = str(path.absolute())
@@ -268,19 +364,34 @@ def index_video(
     p_digest, described = params_hash(model, params)
     key = ad_key(digest, p_digest)
     file_facts = {"size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "content_hash": digest, "ad_key": key}
+    spec = audio_spec(audio_model) if audio_model is not None else None
     if not force and store.has_ad(key):
         existing = store.ad(key)
         note = "unchanged" if existing.path == label else f"same content as {existing.name}"
         store.record_file(label, status=existing.status, **file_facts, error=existing.error)
-        explained, problem = _explain(store, existing, path, model, explain, progress, debug)
-        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=problem or note,
-                           seconds=time.perf_counter() - start, dominant_raw=existing.dominant_raw, explained=explained)
+        sound = None
+        if spec is not None and existing.status == "ok" and existing.audio_model != spec:
+            sound = read_soundtrack(lambda: decode_audio(path), audio_model, existing.duration_s, path, debug)
+            store.write_audio(key, sound.result, spec)  # one transaction: the faces are untouched
+            existing = store.ad(key)
+            note = _join(note, "soundtrack read", sound.note)
+        explained, problem = _explain(store, existing, path, model, explain, progress, debug, audio_model)
+        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=_join(problem, note),
+                           seconds=time.perf_counter() - start, dominant_raw=existing.dominant_raw, explained=explained,
+                           audio=sound.status if sound else None, audio_error=sound.error if sound else None)
 
     base = dict(key=key, content_hash=digest, params_hash=p_digest, params=described, name=path.name,
                 path=label, size_bytes=stat.st_size, model=model.spec, model_version=model.version,
                 labels=tuple(model.labels))
+    kept: AudioResult = None  # without an audio model, the soundtrack already stored stays
+    kept_spec: str | None = None
+    if audio_model is None and store.has_ad(key):
+        try:
+            kept, kept_spec = store.audio(key), store.ad(key).audio_model
+        except CacheError:  # stored lanes that do not decode: not worth keeping
+            log.warning("the stored soundtrack of %s is unreadable; it is dropped", path)
     try:
-        scored = score_video(path, model, params, progress)
+        scored = score_video(path, model, params, progress, audio_model=audio_model, debug=debug)
     except (VideoError, EmocoreError) as exc:
         return _record_failure(store, base, file_facts, path, str(exc), start)
     except Exception as exc:  # a bug or a library failure on odd input: record it, keep the batch going
@@ -307,25 +418,42 @@ def index_video(
             face_seconds=summary.face_seconds,
             decode_errors=scored.decode_errors,
             elapsed_s=elapsed,
+            audio=scored.soundtrack.result if scored.soundtrack is not None else kept,
+            audio_model=spec if scored.soundtrack is not None else kept_spec if kept is not None else None,
         ),
         scored.thumbnails,
     )
     store.record_file(label, status="ok", **file_facts)
-    explained, problem = _explain(store, store.ad(key), path, model, explain, progress, debug)
+    explained, problem = _explain(store, store.ad(key), path, model, explain, progress, debug, audio_model)
     note = f"{scored.decode_errors} damaged packets skipped" if scored.decode_errors else None
+    sound = scored.soundtrack
     return FileOutcome(path, "indexed", ad_key=key, seconds=time.perf_counter() - start, frames=len(scored.times),
-                       dominant_raw=summary.dominant_raw, note=problem or note, explained=explained)
+                       dominant_raw=summary.dominant_raw, note=_join(problem, note, sound.note if sound else None),
+                       explained=explained, audio=sound.status if sound else None,
+                       audio_error=sound.error if sound else None)
+
+
+def _join(*notes: str | None) -> str | None:
+    """Notes of one file joined into one line ("; "), None when there is none."""
+    return "; ".join(n for n in notes if n) or None
 
 
 def _explain(store: Store, ad: AdRow, path: Path, model: EmotionModel, params: ExplainParams | None,
-             progress: IndexProgress, debug: bool) -> tuple[int, str | None]:
-    """Explain the ad's key frames that are missing; a failure here never fails the ad's scores."""
+             progress: IndexProgress, debug: bool, audio_model: AudioModel | None = None) -> tuple[int, str | None]:
+    """Explain the ad's key frames that are missing; a failure here never fails the ad's scores.
+
+    `audio_model` (None with `--no-audio`) is there for the soundtrack's key moments, explained after
+    the faces' key frames."""
     if params is None or ad.status != "ok":
         return 0, None
     try:
-        return explain_ad(store, ad, path, model, params,
-                          on_start=lambda n: progress.explain_started(path, n),
-                          on_frame=progress.frame_explained), None
+        explained = explain_ad(store, ad, path, model, params, on_start=lambda n: progress.explain_started(path, n),
+                               on_frame=progress.frame_explained)
+        if audio_model is not None:  # the soundtrack's key moments (its peaks), after the faces' key frames
+            explained += explain_audio_ad(store, ad, path, audio_model, params,
+                                          on_start=lambda n: progress.explain_started(path, n),
+                                          on_moment=progress.frame_explained)
+        return explained, None
     except Exception as exc:
         if debug:
             raise
@@ -352,13 +480,27 @@ def index_folder(
     force: bool = False,
     progress: IndexProgress | None = None,
     debug: bool = False,
+    audio: bool | AudioModel = True,
+    engine: EngineParams | None = None,
 ) -> IndexReport:
     """Index every video under `folder` (or the one file `folder` names) into the cache at `cache`,
     and explain each ad's key frames with LIME and SHAP (`explain=None`: scores only).
 
+    `audio`: read the soundtracks too (True: the audio model is loaded once for the run, when there
+    are videos; or a loaded `AudioModel`); False (`--no-audio`): the audio model is never loaded and
+    stored soundtracks are left as they are.
+
     PyTorch's thread count is the caller's choice (`torch.set_num_threads`): `cli.py index --threads`
     sets it (default 1: one thread beside the decoder was the fastest on 2 cores); the library
     leaves it as it is.
+
+    `engine` (`emocore.engine.EngineParams`): `workers` > 1 spreads the videos (when there are several)
+    over that many worker processes, `engine="ray"` over Ray tasks; each runs this module's
+    `index_video` per video and this process alone writes the results, so the stored numbers equal
+    the one-process run's.
+    The model (and the soundtrack model) are then loaded in each worker, from `model`'s spec; a
+    loaded `AudioModel` passed as `audio`, or a model loaded on a GPU (one process feeds the GPU), keeps
+    the run in this process.
     """
     folder = Path(folder)
     params = params or IndexParams()
@@ -372,18 +514,63 @@ def index_folder(
     with Store(cache) as store:
         if not videos:
             return IndexReport((), time.perf_counter() - start, Path(cache))
+        on_gpu = not isinstance(model, str) and str(getattr(model, "device", "cpu")) != "cpu"
+        spread = engine is not None and (engine.engine == "ray" or (engine.workers > 1 and len(videos) > 1))
+        if spread and isinstance(audio, bool) and not on_gpu:
+            outcomes = _index_in_workers(videos, store, model, params, engine, force=force, explain=explain,
+                                         progress=progress, debug=debug, audio=audio)
+            return IndexReport(tuple(outcomes), time.perf_counter() - start, Path(cache))
         owned = isinstance(model, str)
         active = load_model(model) if isinstance(model, str) else model
+        sound: AudioModel | None = None
         try:
+            if audio is True:
+                from emocore.audio import yamnet  # by module, so a test can see whether it is loaded
+
+                sound = yamnet.load_audio_model()
+            elif audio is not False:
+                sound = audio
             for path in videos:
                 outcome = index_video(path, store, active, params, force=force, explain=explain,
-                                      progress=progress, debug=debug)
+                                      progress=progress, debug=debug, audio_model=sound)
                 outcomes.append(outcome)
                 progress.file_finished(outcome)
         finally:
             if owned:
                 active.close()
+            if audio is True and sound is not None:
+                sound.close()
     return IndexReport(tuple(outcomes), time.perf_counter() - start, Path(cache))
+
+
+def _no_audio_model() -> None:
+    return None
+
+
+def _index_in_workers(videos: list[Path], store: Store, model: EmotionModel | str, params: IndexParams,
+                      engine: EngineParams, *, force: bool, explain: ExplainParams | None, progress: IndexProgress,
+                      debug: bool, audio: bool) -> list[FileOutcome]:
+    """`index_video` on every video in worker processes or Ray tasks; this process writes (emocore.engine)."""
+    from emocore.audio import yamnet
+
+    job = PerVideo(index_video, model if isinstance(model, str) else model.spec,
+                   {"params": params, "force": force, "explain": explain, "debug": debug},
+                   {"audio_model": yamnet.load_audio_model if audio else _no_audio_model}, setup=engine.setup)
+    if engine.engine == "ray":
+        finished = run_ray(videos, store, job, address=engine.address, cpus=engine.workers, progress=progress)
+    else:
+        finished = run_workers(videos, store, job, workers=engine.workers, progress=progress)
+    outcomes: dict[Path, FileOutcome] = {}
+    for done in finished:
+        outcome = done.outcome
+        if outcome is None:
+            outcome = FileOutcome(done.path, "failed", error=done.error)
+        elif done.duplicate_of is not None:
+            outcome = FileOutcome(done.path, "skipped", ad_key=outcome.ad_key, seconds=outcome.seconds,
+                                  dominant_raw=outcome.dominant_raw, note=f"same content as {done.duplicate_of}")
+        outcomes[done.path] = outcome
+        progress.file_finished(outcome)
+    return [outcomes[p] for p in videos if p in outcomes]
 
 
 def find_ad_for(store: Store, ref: str, model: EmotionModel | str = DEFAULT_MODEL) -> tuple[AdRow, Path]:

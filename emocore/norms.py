@@ -28,6 +28,14 @@ read against a library (this cache, or another one: a team's archive):
 - **Dominant**: the emotion with the highest lift, for an ad with enough evidence (None
   otherwise); the raw argmax of the means is kept as `dominant_raw`.
 
+The soundtrack's signals (`emocore.audio.lanes.AUDIO_SIGNALS`, all but the loudness) have norms of
+their own, computed the same way with the **seconds of sound** as the evidence n (`ads.audio_seconds`)
+and the per-second means packed in `ads.audio_figures` (ads whose soundtrack was read, status 'ok'),
+k in seconds of sound within the same bounds, percentiles among the ads with at least
+`min_audio_seconds` of sound (`DEFAULT_MIN_AUDIO_SECONDS`). A laugh track's neighbouring seconds are
+not independent either (YAMNet's 0.96 s patches overlap by half, and a second takes its patches' largest
+value), so the same floor keeps a 3-second laugh from counting as much as the library's spread.
+
 Norms are computed at read time from the cache (one SQL query over the `ads` table, whose
 `figures` column packs each ad's per-emotion figures; vectorised), so they are always current as
 ads are added or removed; nothing else is stored.
@@ -43,11 +51,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emocore.audio.lanes import AUDIO_SIGNALS
 from emocore.store import FIGURE_FIELDS, Store, unpack_figures
 
 #: Face frames an ad needs to be ranked and to have a dominant emotion: 3 s of face at the default
 #: 2 frames/s, so a 4 s talking head ranks and a face glimpsed for a second or two does not.
 DEFAULT_MIN_FACE_FRAMES = 6
+#: Seconds of sound an ad needs to be ranked by a soundtrack signal (laughter, applause, the cues, ...):
+#: a laugh of a second or two is not yet an ad's character.
+DEFAULT_MIN_AUDIO_SECONDS = 3.0
+#: The soundtrack signals that have norms and ranks (every one but the loudness, which is in dBFS).
+AUDIO_RANKABLE: tuple[str, ...] = tuple(s for s in AUDIO_SIGNALS if s != "loudness")
 #: Bounds of the prior strength k, in face frames.
 K_FLOOR = 5.0
 K_CEILING = 500.0
@@ -84,18 +98,29 @@ class Norms:
     """Ads of the library that were read (indexed, status ok)."""
     min_face_frames: int
     by_emotion: Mapping[str, EmotionNorm] = field(default_factory=dict)
+    by_audio: Mapping[str, EmotionNorm] = field(default_factory=dict)
+    """Per soundtrack signal (`AUDIO_RANKABLE`): its norm, with k and the evidence in seconds of sound."""
+    min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS
+    audio_ads: int = 0
+    """Ads of the library whose soundtrack was read (audio status ok)."""
 
     @property
     def emotions(self) -> tuple[str, ...]:
         return tuple(self.by_emotion)
 
-    def score(self, emotion: str, mean: np.ndarray | float, face_frames: np.ndarray | float) -> np.ndarray:
-        """The evidence-aware score (NaN where the mean is missing or the emotion has no norm)."""
-        return shrink(mean, face_frames, self.by_emotion.get(emotion))
+    def norm(self, name: str, *, audio: bool = False) -> EmotionNorm | None:
+        """The norm of a face emotion, or with `audio` of a soundtrack signal (None without one)."""
+        return (self.by_audio if audio else self.by_emotion).get(name)
 
-    def percentile(self, emotion: str, score: np.ndarray | float) -> np.ndarray:
+    def score(self, emotion: str, mean: np.ndarray | float, face_frames: np.ndarray | float, *,
+              audio: bool = False) -> np.ndarray:
+        """The evidence-aware score (NaN where the mean is missing or the emotion has no norm); with
+        `audio`, of a soundtrack signal, the evidence being seconds of sound."""
+        return shrink(mean, face_frames, self.norm(emotion, audio=audio))
+
+    def percentile(self, emotion: str, score: np.ndarray | float, *, audio: bool = False) -> np.ndarray:
         """0–100: the mid-rank of `score` among the library's scores (NaN without a norm)."""
-        norm = self.by_emotion.get(emotion)
+        norm = self.norm(emotion, audio=audio)
         score = np.asarray(score, dtype=np.float64)
         if norm is None or len(norm.scores) == 0:
             return np.full(score.shape, np.nan)
@@ -107,9 +132,9 @@ class Norms:
         pct = 50.0 * (below + upto) / len(norm.scores)
         return np.where(np.isnan(flat), np.nan, pct).reshape(score.shape)
 
-    def lift(self, emotion: str, score: np.ndarray | float) -> np.ndarray:
+    def lift(self, emotion: str, score: np.ndarray | float, *, audio: bool = False) -> np.ndarray:
         """score / μ (NaN without a norm or with μ = 0)."""
-        norm = self.by_emotion.get(emotion)
+        norm = self.norm(emotion, audio=audio)
         score = np.asarray(score, dtype=np.float64)
         if norm is None or not norm.mean > 0:
             return np.full(score.shape, np.nan)
@@ -157,29 +182,55 @@ def prior_strength(means: np.ndarray, variances: np.ndarray, face_frames: np.nda
     return PriorStrength(k, within, between, False)
 
 
-def compute_norms(table: pd.DataFrame, *, source: str, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES) -> Norms:
+def _norm(name: str, m: np.ndarray, v: np.ndarray, n: np.ndarray, minimum: float) -> EmotionNorm | None:
+    """One signal's norm from the ads' means `m`, variances `v` and evidence `n` (None: no ad has evidence)."""
+    has = (n >= 1) & ~np.isnan(m)
+    if not has.any():
+        return None
+    prior = prior_strength(m, v, n)
+    mu = float(m[has].mean())
+    enough = has & (n >= minimum)
+    scores = (n[enough] * m[enough] + prior.k * mu) / (n[enough] + prior.k)
+    return EmotionNorm(name, mu, prior.k, np.sort(scores), int(has.sum()), prior.within_variance,
+                       prior.between_variance, prior.fallback)
+
+
+def compute_norms(table: pd.DataFrame, *, source: str, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
+                  min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS) -> Norms:
     """Norms from a library table (`read_table`'s shape: one row per ad with `status`,
-    `face_frames` and, per emotion e, `mean_<e>` and `var_<e>`); only ads with status ok count."""
+    `face_frames` and, per emotion e, `mean_<e>` and `var_<e>`; for the soundtrack `audio_status`,
+    `audio_seconds`, `audio_mean_<s>` and `audio_var_<s>`); only ads with status ok count (for the
+    soundtrack: audio status ok too)."""
     if min_face_frames < 1:
         raise ValueError(f"the minimum evidence must be at least 1 face frame, got {min_face_frames}")
-    ok = (table["status"] == "ok").to_numpy() if len(table) else np.zeros(0, dtype=bool)
+    if not min_audio_seconds >= 1:
+        raise ValueError(f"the minimum evidence must be at least 1 second of sound, got {min_audio_seconds}")
+    ok = (table["status"] == "ok").to_numpy(dtype=bool) if len(table) else np.zeros(0, dtype=bool)
     n_all = table["face_frames"].to_numpy(dtype=np.float64, na_value=0.0) if len(table) else np.zeros(0)
     by_emotion: dict[str, EmotionNorm] = {}
     for emotion in sorted(c[len("mean_"):] for c in table.columns if c.startswith("mean_")):
         m = table[f"mean_{emotion}"].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
         v = (table[f"var_{emotion}"].to_numpy(dtype=np.float64, na_value=np.nan)[ok] if f"var_{emotion}" in table
              else np.full(len(m), np.nan))
-        n = n_all[ok]
-        has = (n >= 1) & ~np.isnan(m)
-        if not has.any():
-            continue
-        prior = prior_strength(m, v, n)
-        mu = float(m[has].mean())
-        enough = has & (n >= min_face_frames)
-        scores = (n[enough] * m[enough] + prior.k * mu) / (n[enough] + prior.k)
-        by_emotion[emotion] = EmotionNorm(emotion, mu, prior.k, np.sort(scores), int(has.sum()),
-                                          prior.within_variance, prior.between_variance, prior.fallback)
-    return Norms(source=source, ads=int(ok.sum()), min_face_frames=min_face_frames, by_emotion=by_emotion)
+        norm = _norm(emotion, m, v, n_all[ok], min_face_frames)
+        if norm is not None:
+            by_emotion[emotion] = norm
+    by_audio: dict[str, EmotionNorm] = {}
+    heard = np.zeros(len(table), dtype=bool)
+    if "audio_status" in table.columns and len(table):
+        heard = ok & (table["audio_status"] == "ok").to_numpy(dtype=bool)
+        seconds = table["audio_seconds"].to_numpy(dtype=np.float64, na_value=0.0)[heard]
+        for signal in AUDIO_RANKABLE:
+            if f"audio_mean_{signal}" not in table.columns:
+                continue
+            m = table[f"audio_mean_{signal}"].to_numpy(dtype=np.float64, na_value=np.nan)[heard]
+            v = (table[f"audio_var_{signal}"].to_numpy(dtype=np.float64, na_value=np.nan)[heard]
+                 if f"audio_var_{signal}" in table else np.full(len(m), np.nan))
+            norm = _norm(signal, m, v, seconds, min_audio_seconds)
+            if norm is not None:
+                by_audio[signal] = norm
+    return Norms(source=source, ads=int(ok.sum()), min_face_frames=min_face_frames, by_emotion=by_emotion,
+                 by_audio=by_audio, min_audio_seconds=float(min_audio_seconds), audio_ads=int(heard.sum()))
 
 
 #: Per-emotion columns `read_table` unpacks from `ads.figures` (prefix per packed field).
@@ -189,21 +240,29 @@ FIGURE_PREFIXES = {"mean": "mean", "variance": "var", "peak": "peak", "peak_time
 
 #: Columns of `ads` read as numbers by `read_table`.
 NUMERIC_COLUMNS = frozenset({"face_frames", "face_seconds", "duration_s", "frames", "face_coverage", "indexed_at",
-                             "fps", "width", "height", "rotation", "size_bytes", "decode_errors", "elapsed_s"})
+                             "fps", "width", "height", "rotation", "size_bytes", "decode_errors", "elapsed_s",
+                             "audio_seconds"})
+#: The soundtrack's columns `read_table` always reads (all in the `ads_library` covering index).
+AUDIO_READ_COLUMNS = ("audio_status", "audio_seconds")
 
 
-def read_table(store: Store, columns: Sequence[str] = ("key", "status", "face_frames")) -> pd.DataFrame:
-    """One row per ad, newest first, with `columns` of the `ads` table (always `status` and `face_frames`) and,
-    per emotion e, `mean_<e>`, `var_<e>`, `peak_<e>`, `peak_time_<e>`, `share_<e>` (unpacked from
-    `ads.figures`, the packed copy of the ad's `emotions` rows): one query, no join."""
-    wanted = list(dict.fromkeys([*columns, "status", "face_frames"]))
+def read_table(store: Store, columns: Sequence[str] = ("key", "status", "face_frames"),
+               audio_signals: Sequence[str] = AUDIO_SIGNALS) -> pd.DataFrame:
+    """One row per ad, newest first, with `columns` of the `ads` table (always `status`, `face_frames`,
+    `audio_status` and `audio_seconds`) and, per emotion e, `mean_<e>`, `var_<e>`, `peak_<e>`,
+    `peak_time_<e>`, `share_<e>` (unpacked from `ads.figures`, the packed copy of the ad's `emotions`
+    rows), and per soundtrack signal s (`AUDIO_SIGNALS`) the same five with an `audio_` prefix
+    (`audio_mean_<s>`, ...; from `ads.audio_figures`, NaN for an ad without lanes): one query, no join.
+    `audio_signals`: the soundtrack signals whose columns are wanted (fewer read faster; () none)."""
+    wanted = list(dict.fromkeys([*columns, "status", "face_frames", *AUDIO_READ_COLUMNS]))
+    figures = "audio_figures" if audio_signals else "NULL"
     rows = store.connection.execute(
-        f"SELECT {', '.join(wanted)}, labels, figures FROM ads ORDER BY indexed_at DESC, key").fetchall()
-    data = list(zip(*rows)) if rows else [() for _ in range(len(wanted) + 2)]
+        f"SELECT {', '.join(wanted)}, labels, figures, {figures} FROM ads ORDER BY indexed_at DESC, key").fetchall()
+    data = list(zip(*rows)) if rows else [() for _ in range(len(wanted) + 3)]
     out: dict[str, object] = {}
-    for c, values in zip(wanted, data[:-2]):
+    for c, values in zip(wanted, data[:-3]):
         out[c] = np.array(values, dtype=np.float64 if c in NUMERIC_COLUMNS else object)  # None → NaN
-    labels, blobs = np.array(data[-2], dtype=object), list(data[-1])
+    labels, blobs = np.array(data[-3], dtype=object), list(data[-2])
     count = len(rows)
     for text in dict.fromkeys(labels.tolist()):
         names = json.loads(text)
@@ -218,19 +277,31 @@ def read_table(store: Store, columns: Sequence[str] = ("key", "status", "face_fr
                     continue
                 target = out.setdefault(f"{prefix}_{name}", np.full(count, np.nan))
                 target[rows_of] = column  # type: ignore[index]
+    audio = unpack_figures(list(data[-1]), len(AUDIO_SIGNALS)) if audio_signals else None
+    for name in audio_signals:
+        j = AUDIO_SIGNALS.index(name)
+        for field_name, prefix in FIGURE_PREFIXES.items():
+            out[f"audio_{prefix}_{name}"] = np.ascontiguousarray(audio[:, j, FIGURE_FIELDS.index(field_name)])
     return pd.DataFrame(out)
 
 
-def load_norms(store: Store, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES) -> Norms:
-    """The norms of the library a store holds (computed now from one query, so always current)."""
-    return compute_norms(read_table(store), source=str(store.root), min_face_frames=min_face_frames)
+def load_norms(store: Store, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
+               min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS,
+               audio_signals: Sequence[str] = AUDIO_SIGNALS) -> Norms:
+    """The norms of the library a store holds (computed now from one query, so always current);
+    `audio_signals`: the soundtrack signals to have norms for (default all)."""
+    return compute_norms(read_table(store, audio_signals=audio_signals), source=str(store.root),
+                         min_face_frames=min_face_frames, min_audio_seconds=min_audio_seconds)
 
 
-def load_norms_from(root: Path | str, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES) -> Norms:
+def load_norms_from(root: Path | str, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
+                    min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS,
+                    audio_signals: Sequence[str] = AUDIO_SIGNALS) -> Norms:
     """The norms of another cache folder (read-only), e.g. a team's archive."""
     with Store(root, readonly=True) as store:
-        return load_norms(store, min_face_frames=min_face_frames)
+        return load_norms(store, min_face_frames=min_face_frames, min_audio_seconds=min_audio_seconds,
+                          audio_signals=audio_signals)
 
 
-__all__ = ["DEFAULT_MIN_FACE_FRAMES", "EmotionNorm", "K_CEILING", "K_FALLBACK", "K_FLOOR", "MIN_ADS_FOR_K", "Norms",
+__all__ = ["AUDIO_RANKABLE", "DEFAULT_MIN_AUDIO_SECONDS", "DEFAULT_MIN_FACE_FRAMES", "EmotionNorm", "K_CEILING", "K_FALLBACK", "K_FLOOR", "MIN_ADS_FOR_K", "Norms",
            "PriorStrength", "compute_norms", "load_norms", "load_norms_from", "prior_strength", "read_table", "shrink"]

@@ -19,7 +19,9 @@ Contract:
 - An unknown name raises the kind's named error (`UnknownModel` for models and frame encoders,
   `UnknownExplainer` for explainers) listing every known name, written as help texts show it
   (`Backend.usage`: "trained:PATH").
-- The three registries have the same shape; adding a backend is one file (its class with a
+- `FEATURE_SOURCES` is the frame encoders' sibling: features a video file gives as a whole (its
+  soundtrack, its faces), built by `emocore.features.make_encoder` too (`(weights)` only).
+- The registries have the same shape; adding a backend is one file (its class with a
   `NAME`) and one line in its table here (see the README, "Contributing a model").
 """
 
@@ -134,6 +136,13 @@ ENCODERS = Registry("frame encoder", "frame encoders", UnknownModel, {
     "clip": Backend("emocore.models.clip_encoder:ClipEncoder", usage="clip:ARCH"),
 })
 
+#: Video feature sources for training (`emocore.features.VideoFeatureSource`: features read from the whole
+#: file, not from one image): `make_encoder(spec, weights)` builds them too, and "A+B" combines them.
+FEATURE_SOURCES = Registry("feature source", "feature sources", UnknownModel, {
+    "audioset": Backend("emocore.models.feature_sources:AudioSetFeatures", usage="audioset[:embedding]"),
+    "faces": "emocore.models.feature_sources:FaceFeatures",
+})
+
 #: Explainers (`emocore.attribution.Explainer`): `EXPLAINERS.build(name, predict).attribute(...)`.
 EXPLAINERS = Registry("explanation method", "explanation methods", UnknownExplainer, {
     "lime": "emocore.attribution:Lime",
@@ -141,4 +150,4 @@ EXPLAINERS = Registry("explanation method", "explanation methods", UnknownExplai
 })
 
 
-__all__ = ["ENCODERS", "EXPLAINERS", "MODELS", "Backend", "Registry"]
+__all__ = ["ENCODERS", "EXPLAINERS", "FEATURE_SOURCES", "MODELS", "Backend", "Registry"]

@@ -31,11 +31,17 @@ Contract:
   every method's weights and trust figures in one transaction), so an index interrupted while
   explaining keeps what it finished; rewriting an ad drops its explanations with it. A stored
   explanation that does not decode is reported and counts as missing, so it is recomputed.
+- Soundtrack explanations (`audio_explanations`, one row per explained second and explain hash,
+  written in one transaction): the region grid, the window's log-mel as 256 grey levels (a PNG,
+  with the log-mel values of levels 0 and 255), the waveform as a min/max envelope (float16, for
+  drawing: not the samples), and every (signal, method)'s weights and trust figures. Rewriting the
+  ad (`write_ad`) or replacing its soundtrack (`write_audio`) drops them; one that does not decode
+  is a CorruptExplanation, counted as missing and recomputed.
 - By column name: every INSERT names its columns (rows are dicts keyed by column, `_insert`) and
   every read turns rows into dicts by column name (`Store._select`), so no value depends on a
   table's column order. Typed records come out: `AdRow` (with `index_params`, the `IndexParams` the
   ad was made with), `Timeline`, `EmotionSummary`, `ExplainedFrame`, `FrameExplanation` (with
-  `StoredAttribution.trust`, the `TrustFigures`), `FileRow`.
+  `StoredAttribution.trust`, the `TrustFigures`), `StoredAudioExplanation`, `ExplainedSecond`, `FileRow`.
 - Keyed by content: an ad's key is the hash of the file's bytes plus the hash of everything that
   changes the output (model name and version, sampling, smoothing, shot parameters, schema), so the
   same video under two names is one ad, and changing a parameter makes a new key.
@@ -101,6 +107,9 @@ CREATE TABLE IF NOT EXISTS ads (
 );
 CREATE INDEX IF NOT EXISTS ads_content ON ads (content_hash);
 CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
+-- covers the ad search (queries.search_ads: name, path, key prefix; case-insensitive name prefix via NOCASE),
+-- a scan of this narrow index instead of the wide rows
+CREATE INDEX IF NOT EXISTS ads_search ON ads (name COLLATE NOCASE, path, key, status, indexed_at);
 -- covers the library's and the norms' one query (newest first, evidence and packed figures), so
 -- reading 100,000 ads scans this narrow index instead of the wide rows
 CREATE INDEX IF NOT EXISTS ads_library ON ads (indexed_at DESC, key, status, face_frames, face_seconds, labels,
@@ -161,6 +170,26 @@ CREATE TABLE IF NOT EXISTS audio (
     patch_centers BLOB NOT NULL,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audio_explanations (
+    ad_key TEXT NOT NULL,
+    second INTEGER NOT NULL,
+    explain_hash TEXT NOT NULL,
+    signals TEXT NOT NULL,
+    patches TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    grid TEXT NOT NULL,
+    spectrogram BLOB NOT NULL,
+    level_floor REAL NOT NULL,
+    level_top REAL NOT NULL,
+    waveform BLOB NOT NULL,
+    waveform_start_s REAL NOT NULL,
+    waveform_end_s REAL NOT NULL,
+    loudness_dbfs REAL,
+    attributions TEXT NOT NULL,
+    params TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (ad_key, second, explain_hash)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size_bytes INTEGER,
@@ -199,6 +228,9 @@ EXPLAINED_FRAME_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "time_s", "reg
                            "created_at")
 EXPLANATION_COLUMNS = ("ad_key", "frame_idx", "explain_hash", "emotion", "method", "weights", "figures")
 AUDIO_COLUMNS = ("ad_key", "signals", "seconds", "matrix", "patch_centers", "source")
+AUDIO_EXPLANATION_COLUMNS = ("ad_key", "second", "explain_hash", "signals", "patches", "start_s", "grid", "spectrogram",
+                             "level_floor", "level_top", "waveform", "waveform_start_s", "waveform_end_s",
+                             "loudness_dbfs", "attributions", "params", "created_at")
 #: The soundtrack's columns of `ads` (`write_ad` fills them with the rest, `write_audio` alone).
 ADS_AUDIO_COLUMNS = ("audio_status", "audio_error", "audio_seconds", "audio_figures", "audio_model")
 FILE_COLUMNS = ("path", "size_bytes", "mtime_ns", "content_hash", "ad_key", "status", "error", "seen_at")
@@ -445,6 +477,93 @@ class FrameExplanation:
         return next((a for a in self.attributions if a.emotion == emotion and a.method == method), None)
 
 
+@dataclass(frozen=True)
+class StoredAudioExplanation:
+    """One explained soundtrack second as the cache keeps it (`Store.audio_explanation`): the grid of
+    regions, what a figure draws of the window, and every method's weights and trust figures.
+    `emocore.audio.render.audio_explanation_figure` draws it exactly as it draws the fresh
+    `emocore.audio.explain.AudioExplanation` it was stored from (same PNG bytes): the figure draws
+    the spectrogram at these 256 grey levels and the waveform from this envelope either way."""
+
+    ad_key: str
+    second: int
+    """The explained second [second, second + 1) of the file's timeline."""
+    explain_hash: str
+    patches: tuple[int, ...]
+    """The YAMNet patches whose largest value is the second's lane value."""
+    start_s: float
+    """Where the window starts on the file's timeline (seconds)."""
+    frame_edges: np.ndarray
+    """[time_slices + 1] frame indices (10 ms) where each time slice of the grid starts (the last: the window's end)."""
+    band_edges: np.ndarray
+    """[mel_bands + 1] mel-band indices (0…64) where each group of bands starts."""
+    time_edges_s: np.ndarray
+    """[time_slices + 1] the slices' edges on the file's timeline, seconds."""
+    band_hz: np.ndarray
+    """[mel_bands, 2] centre frequencies (Hz) of the lowest and highest mel band of each group."""
+    levels: np.ndarray
+    """[frames, 64] uint8: each log-mel cell's grey level, 0 = `level_range[0]`, 255 = `level_range[1]`."""
+    level_range: tuple[float, float]
+    """The log-mel values of levels 0 (the log offset's floor: silence) and 255 (the window's maximum)."""
+    envelope: np.ndarray
+    """[columns, 2] float16: the waveform's min and max in each of `columns` equal spans of the window
+    (a downsampled waveform for drawing: the samples themselves are not kept)."""
+    waveform_start_s: float
+    waveform_end_s: float
+    loudness_dbfs: float | None
+    """The second's RMS level (dBFS), held fixed in the cues."""
+    params: dict[str, object]
+    """The `AudioExplainParams` (as a dict) and the audio model that made it."""
+    attributions: tuple[StoredAttribution, ...]
+    """Per (signal, method): `emotion` is the signal; weights (time_slices × mel_bands,) slice-major."""
+
+    @property
+    def time_slices(self) -> int:
+        return int(self.frame_edges.size - 1)
+
+    @property
+    def mel_bands(self) -> int:
+        return int(self.band_edges.size - 1)
+
+    @property
+    def end_s(self) -> float:
+        return float(self.time_edges_s[-1])
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.emotion for a in self.attributions))
+
+    @property
+    def space(self) -> str:
+        """What the weights and scores are on: "log-odds" (the default) or "probability"."""
+        return str(self.params.get("space", "log-odds"))
+
+    @property
+    def spectrogram(self) -> np.ndarray:
+        """[frames, 64] float32 log-mel at the stored resolution ((top − floor) / 255 per level)."""
+        low, high = self.level_range
+        return (low + self.levels.astype(np.float64) * ((high - low) / 255.0)).astype(np.float32)
+
+    def attribution(self, signal: str, method: str) -> StoredAttribution | None:
+        return next((a for a in self.attributions if a.emotion == signal and a.method == method), None)
+
+    def weights(self, signal: str, method: str) -> np.ndarray | None:
+        """[time_slices, mel_bands] weights of one method for one signal (None when not stored)."""
+        found = self.attribution(signal, method)
+        return None if found is None else found.weights.reshape(self.time_slices, self.mel_bands)
+
+
+@dataclass(frozen=True)
+class ExplainedSecond:
+    """One explained second of an ad's soundtrack, as `Store.audio_explained_seconds` lists them."""
+
+    second: int
+    explain_hash: str
+    signals: tuple[str, ...]
+    """The lanes and cues explained there."""
+    created_at: float
+
+
 def _png(array: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", array)
     if not ok:
@@ -558,7 +677,7 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
                                   ("explained_frames", "ad_key"), ("explanations", "ad_key"), ("audio", "ad_key"),
-                                  ("ads", "key")):
+                                  ("audio_explanations", "ad_key"), ("ads", "key")):
                 self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (ad.key,))
             self._db.execute(_insert("ads", ADS_INSERT_COLUMNS), ads_values(ad, time.time()))
             if isinstance(ad.audio, AudioLanes):
@@ -583,7 +702,8 @@ class Store:
 
     def write_audio(self, key: str, audio: AudioResult, model: str | None) -> None:
         """Set (or replace) the soundtrack of an ad already in the cache, in one transaction; its faces
-        and explanations are untouched. AdNotFound if the cache holds no ad `key`."""
+        and their explanations are untouched, the explanations of its old soundtrack dropped. AdNotFound
+        if the cache holds no ad `key`."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             values = audio_values(audio, model)
@@ -593,6 +713,7 @@ class Store:
             if not updated:
                 raise AdNotFound(f"no ad {key} in {self.root}")
             self._db.execute("DELETE FROM audio WHERE ad_key = ?", (key,))
+            self._db.execute("DELETE FROM audio_explanations WHERE ad_key = ?", (key,))  # they explained the old one
             if isinstance(audio, AudioLanes):
                 self._db.execute(_insert("audio", AUDIO_COLUMNS), _audio_row(key, audio))
 
@@ -627,6 +748,31 @@ class Store:
 
     def key_frame_path(self, key: str, index: int) -> Path:
         return key_frame_path(self.root, key, index)
+
+    def write_audio_explanation(self, found: StoredAudioExplanation) -> None:
+        """Write one explained soundtrack second in one transaction (replacing the one with the same hash)."""
+        where = {"ad_key": found.ad_key, "second": int(found.second), "explain_hash": found.explain_hash}
+        grid = {"frame_edges": [int(v) for v in found.frame_edges], "band_edges": [int(v) for v in found.band_edges],
+                "time_edges_s": [float(v) for v in found.time_edges_s],
+                "band_hz": [[float(v) for v in pair] for pair in found.band_hz]}
+        attributions = [{"signal": a.emotion, "method": a.method, "weights": [float(v) for v in a.weights],
+                         "figures": a.figures} for a in found.attributions]
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM audio_explanations WHERE ad_key = :ad_key AND second = :second "
+                             "AND explain_hash = :explain_hash", where)
+            self._db.execute(_insert("audio_explanations", AUDIO_EXPLANATION_COLUMNS), {
+                **where, "signals": json.dumps(list(found.signals)), "patches": json.dumps(list(found.patches)),
+                "start_s": float(found.start_s), "grid": json.dumps(grid),
+                "spectrogram": _png(np.ascontiguousarray(found.levels, np.uint8)),
+                "level_floor": float(found.level_range[0]), "level_top": float(found.level_range[1]),
+                "waveform": np.ascontiguousarray(found.envelope, np.float16).tobytes(),
+                "waveform_start_s": float(found.waveform_start_s), "waveform_end_s": float(found.waveform_end_s),
+                "loudness_dbfs": None if found.loudness_dbfs is None or math.isnan(found.loudness_dbfs)
+                else float(found.loudness_dbfs),
+                "attributions": json.dumps(attributions), "params": json.dumps(found.params, sort_keys=True),
+                "created_at": time.time(),
+            })
 
     def record_file(
         self,
@@ -801,6 +947,69 @@ class Store:
                                     image, json.loads(row["params"]), tuple(attributions))
         except (ValueError, TypeError, KeyError, cv2.error, json.JSONDecodeError) as exc:
             raise CorruptExplanation(f"stored explanation of frame {frame_idx} of ad {key} is corrupt: {exc}") from exc
+
+    def audio_explained_seconds(self, key: str, explain_hash: str | None = None) -> list[ExplainedSecond]:
+        """The explained seconds of an ad's soundtrack (`index`'s audio key moments and any explained
+        on demand), by second, newest first within a second."""
+        query, args = "FROM audio_explanations WHERE ad_key = ?", (key,)
+        if explain_hash:
+            query, args = query + " AND explain_hash = ?", (key, explain_hash)
+        rows = self._select(("second", "explain_hash", "signals", "created_at"),
+                            query + " ORDER BY second, created_at DESC", args)
+        out = []
+        for row in rows:
+            try:
+                signals = tuple(str(s) for s in json.loads(row["signals"]))
+            except (TypeError, ValueError):
+                signals = ()  # listed all the same: reading it whole says what is wrong
+            out.append(ExplainedSecond(int(row["second"]), row["explain_hash"], signals, float(row["created_at"])))
+        return out
+
+    def audio_explanation(self, key: str, second: int, explain_hash: str | None = None) -> StoredAudioExplanation:
+        """One explained soundtrack second (the newest, unless a hash is given); AdNotFound when there is
+        none, CorruptExplanation (one line) when it does not decode."""
+        query, args = "FROM audio_explanations WHERE ad_key = ? AND second = ?", (key, int(second))
+        if explain_hash:
+            query, args = query + " AND explain_hash = ?", (*args, explain_hash)
+        rows = self._select(AUDIO_EXPLANATION_COLUMNS, query + " ORDER BY created_at DESC LIMIT 1", args)
+        if not rows:
+            raise AdNotFound(f"no explanation of second {second} of the soundtrack of ad {key}")
+        row = rows[0]
+        try:
+            grid = json.loads(row["grid"])
+            frame_edges = np.asarray(grid["frame_edges"], np.int64)
+            band_edges = np.asarray(grid["band_edges"], np.int64)
+            time_edges = np.asarray(grid["time_edges_s"], np.float64)
+            band_hz = np.asarray(grid["band_hz"], np.float64).reshape(-1, 2)
+            levels = _unpng(row["spectrogram"], cv2.IMREAD_UNCHANGED)
+            if levels.dtype != np.uint8 or levels.ndim != 2 or levels.shape[0] != frame_edges[-1] or \
+                    band_edges[-1] != levels.shape[1] or time_edges.size != frame_edges.size or \
+                    band_hz.shape[0] != band_edges.size - 1 or frame_edges.size < 2 or band_edges.size < 2:
+                raise ValueError("the spectrogram does not match its grid")
+            envelope = np.frombuffer(row["waveform"], np.float16)
+            if envelope.size == 0 or envelope.size % 2:
+                raise ValueError("the waveform envelope is not pairs of values")
+            k = (frame_edges.size - 1) * (band_edges.size - 1)
+            attributions = []
+            for a in json.loads(row["attributions"]):
+                weights = np.asarray(a["weights"], np.float64)
+                if weights.shape != (k,) or not np.isfinite(weights).all():
+                    raise ValueError(f"{a['method']} weights for {a['signal']} do not match {k} regions")
+                TrustFigures.from_dict(a["figures"])  # readable, or this row is corrupt
+                attributions.append(StoredAttribution(str(a["signal"]), str(a["method"]), weights, dict(a["figures"])))
+            return StoredAudioExplanation(
+                ad_key=key, second=int(row["second"]), explain_hash=row["explain_hash"],
+                patches=tuple(int(i) for i in json.loads(row["patches"])), start_s=float(row["start_s"]),
+                frame_edges=frame_edges, band_edges=band_edges, time_edges_s=time_edges, band_hz=band_hz,
+                levels=levels, level_range=(float(row["level_floor"]), float(row["level_top"])),
+                envelope=envelope.reshape(-1, 2).copy(), waveform_start_s=float(row["waveform_start_s"]),
+                waveform_end_s=float(row["waveform_end_s"]),
+                loudness_dbfs=None if row["loudness_dbfs"] is None else float(row["loudness_dbfs"]),
+                params=json.loads(row["params"]), attributions=tuple(attributions),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, cv2.error, json.JSONDecodeError) as exc:
+            raise CorruptExplanation(f"stored explanation of second {second} of the soundtrack of ad {key} "
+                                     f"is corrupt: {' '.join(str(exc).split())}") from exc
 
     def iter_keys(self) -> Iterator[str]:
         for row in self._select(("key",), "FROM ads"):

@@ -5,10 +5,12 @@
     probabilities = predict_videos(load_checkpoint(Path("model.pt")), paths, cache_dir=Path("cache/features"))
 
 How: every labelled video's frames are sampled and encoded by a frame encoder (`emocore.features`,
-cached per video, so retraining a head never decodes again); a small head pools the frame
-features over time (their mean, or an LSTM's last state) and gives one logit per emotion. Labels
-are scores in [0, 1]; a missing score (NaN) is masked out of the loss. Emotions are weighted
-against imbalance (BCE `pos_weight` = negatives / positives in the training split). The split
+cached per video, so retraining a head never decodes again), or the video is read by a feature
+source (its soundtrack's AudioSet classes, its faces' emotions: one row per sampling step); a
+small head pools the frame features over time (their mean, or an LSTM's last state) and gives
+one logit per emotion. Labels are scores in [0, 1]; a missing score (NaN) is masked out of the
+loss. Emotions are weighted against imbalance (BCE `pos_weight` = negatives / positives in the
+training split). The split
 (`split_videos`) is seeded, stratified on the label combination, and keeps identical content (the
 same file bytes under two names) in one part; training uses Adam and stops early on the validation
 loss, restoring the best epoch. The validation split thus chooses the epoch, and its scores are
@@ -20,8 +22,9 @@ The checkpoint is a typed record (`Checkpoint`), saved as a plain dict that
 `CHECKPOINT_FORMAT`); it records the content hashes (SHA-256 of the file's bytes) of its training,
 validation and test videos (`Checkpoint.seen_videos` gives the first two, which evaluation leaves out), and
 it carries the encoder's weights whenever they cannot be fetched by name, so the file alone
-reproduces the features. A trained head also scores single frames
-(`VideoHead.frame_logits`), which is how `emocore.models.trained` plugs into `index`.
+reproduces the features (a feature source's weights are fetched by setup: its `describe()` names
+the model). A trained head also scores single frames (`VideoHead.frame_logits`), which is how
+`emocore.models.trained` plugs into `index` (`frame_encoder_for`: not for soundtrack features).
 
 Nothing here prints: progress goes to `progress(stage, done, total)` with stage "features" (videos)
 or "epochs"; an early stop ends with a call where done == total.
@@ -47,7 +50,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 import emocore
 from emocore.errors import CheckpointError, EmocoreError, TrainingError
 from emocore.files import atomic_open
-from emocore.features import FrameEncoder, StoredWeights, file_hash, make_encoder, video_features
+from emocore.features import Backbone, FrameEncoder, StoredWeights, file_hash, make_encoder, video_features
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -95,9 +98,11 @@ class TrainParams:
     """Everything that changes a trained model (stored in its checkpoint)."""
 
     backbone: str = "resnet18"
-    """Frame encoder spec: a torchvision backbone, or e.g. "clip:ViT-B-32"."""
+    """Frame encoder spec: a torchvision backbone, or e.g. "clip:ViT-B-32"; or a video feature source
+    (`emocore.features.VideoFeatureSource`): "audioset", "audioset:embedding", "faces", "faces+audioset"."""
     weights: str | None = "imagenet"
-    """"imagenet" (fetched; random with a warning when offline), a state-dict file path, or None (random)."""
+    """"imagenet" (fetched; random with a warning when offline), a state-dict file path, or None (random).
+    Feature sources take only their fixed weights ("imagenet", the default, stands for them)."""
     pooling: str = "mean"
     """"mean" or "lstm"."""
     sample_rate: float = 1.0
@@ -672,8 +677,8 @@ def head_for(checkpoint: Checkpoint) -> VideoHead:
     return head.eval()
 
 
-def encoder_for(checkpoint: Checkpoint) -> FrameEncoder:
-    """The frame encoder the checkpoint was trained on, giving the same features.
+def encoder_for(checkpoint: Checkpoint) -> Backbone:
+    """The frame encoder (or video feature source) the checkpoint was trained on, giving the same features.
 
     Raises CheckpointError when that encoder cannot be rebuilt here (e.g. ImageNet weights that
     cannot be fetched): scoring with other features would give confident nonsense.
@@ -684,10 +689,27 @@ def encoder_for(checkpoint: Checkpoint) -> FrameEncoder:
     weights = (StoredWeights(str(label), state) if state is not None
                else None if label is None else str(label))
     encoder = make_encoder(str(described["name"]), weights=weights, seed=checkpoint.params.seed)
+    if encoder.describe() != described and described.get("kind") == "video":
+        raise CheckpointError(
+            f"the model needs {described['name']} features made by {described.get('model', 'another model')}, "
+            f"but here they are made by {encoder.describe().get('model')}: retrain it"
+        )
     if encoder.describe() != described:
         raise CheckpointError(
             f"the model needs {described['name']} features with {described.get('weights')} weights, "
             f"but here the encoder has {encoder.describe().get('weights')} weights"
+        )
+    return encoder
+
+
+def frame_encoder_for(checkpoint: Checkpoint) -> FrameEncoder:
+    """`encoder_for`, for scoring single frames (`index --model trained:PATH`): CheckpointError when the
+    checkpoint's features are not one frame's (the soundtrack: a frame has no sound)."""
+    encoder = encoder_for(checkpoint)
+    if not isinstance(encoder, FrameEncoder):
+        raise CheckpointError(
+            f"the model was trained on {encoder.name} features, which are read from the whole video (its "
+            "soundtrack), not from single frames: score videos with `evaluate --model`, not `index --model trained:`"
         )
     return encoder
 
@@ -729,6 +751,7 @@ __all__ = [
     "Validation",
     "VideoHead",
     "encoder_for",
+    "frame_encoder_for",
     "head_for",
     "load_checkpoint",
     "masked_loss",

@@ -14,6 +14,21 @@ own planes, with no colour conversion of the full frame.
 Errors while opening raise `VideoError` with a one-line reason. Decoding errors after the first
 frames are tolerated: the broken packets are skipped and counted, so a video with a corrupt middle
 still yields its readable frames (`Video.decode_errors` says how many were skipped).
+
+The soundtrack in the same pass: `open_video(path, audio=True)` demuxes the video and the first
+audio stream together, so the file is read once, and keeps the audio packets (compressed: about
+16 kB per second of 128 kb/s AAC). Once `sample` has run to the end of the file,
+`Video.soundtrack()` hands them, in order, to an `emocore.audio.decode.AudioDecoder` (16 kHz
+mono) and returns the track (or `NoAudio`; an `AudioError` when it is unusable): the same
+samples `decode_audio` reads. Decoding them between the video packets instead cost about 15% more
+CPU than the video pass alone on a 30 s 720p H.264 + AAC clip (the frame-threaded video decoder
+waits on it), against about 3% after the pass. A failing soundtrack never stops the video. A pass
+that stops early (`sample(keep=…)`, for explanations) has no soundtrack: open those without `audio`.
+
+    with open_video(path, audio=True) as video:
+        for frame in video.sample(rate=2.0):
+            ...
+        track = video.soundtrack()         # AudioTrack | NoAudio, or AudioError
 """
 
 from __future__ import annotations
@@ -28,7 +43,8 @@ import av
 import cv2
 import numpy as np
 
-from emocore.errors import VideoError
+from emocore.audio.decode import AudioDecoder, AudioTrack, NoAudio, audio_decoder
+from emocore.errors import AudioError, VideoError
 
 log = logging.getLogger("emocore")
 
@@ -118,11 +134,17 @@ def tiny_bgr(frame: av.VideoFrame) -> np.ndarray:
 
 
 class Video:
-    """An open video file, checked to decode at least one frame. Use `open_video(path)`; sample once."""
+    """An open video file, checked to decode at least one frame. Use `open_video(path)`; sample once.
 
-    def __init__(self, path: Path) -> None:
+    With `audio`, the first audio stream is decoded in the same demux pass (`soundtrack()`)."""
+
+    def __init__(self, path: Path, audio: bool = False) -> None:
         self.path = Path(path)
         self.decode_errors = 0
+        self._with_audio = audio
+        self._audio: AudioDecoder | None = None
+        self._demuxed = False  # True once the demux pass reached the end of the file
+        self._audio_packets: list[av.Packet] = []  # held until the pass ends (see the module docstring)
         try:
             self._container = av.open(str(self.path), metadata_errors="ignore")
         except av.error.FFmpegError as exc:
@@ -130,6 +152,8 @@ class Video:
         except OSError as exc:
             raise VideoError(f"cannot open file ({exc.strerror or exc})") from exc
         try:
+            if audio and self._container.streams.video:
+                self._audio = audio_decoder(self._container)
             self.info = self._probe()
         except Exception:
             self._container.close()
@@ -185,20 +209,45 @@ class Video:
         yield from self._pending
 
     def _frames(self) -> Iterator[av.VideoFrame]:
-        """Every decodable frame in order; broken packets are skipped and counted."""
+        """Every decodable frame in order; broken packets are skipped and counted. The audio packets
+        of the same demux are kept for the soundtrack's decoder."""
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
-        for packet in self._container.demux(stream):
+        sound = self._audio if self._audio is not None and self._audio.failed is None else None
+        streams = [stream] if sound is None else [stream, sound.stream]
+        video_done = False
+        for packet in self._container.demux(*streams):
+            if sound is not None and packet.stream.index == sound.stream.index:
+                self._audio_packets.append(packet)
+                continue
+            if video_done:
+                continue
             try:
                 frames = packet.decode()
             except av.error.EOFError:
-                return
+                video_done = True  # the soundtrack may still have packets to read
+                continue
             except av.error.FFmpegError as exc:
                 self.decode_errors += 1
                 if self.decode_errors > MAX_DECODE_ERRORS:
                     raise VideoError(f"too many decoding errors ({_reason(exc)})") from exc
                 continue
             yield from frames
+        self._demuxed = True
+
+    def soundtrack(self) -> AudioTrack | NoAudio:
+        """The soundtrack decoded in the sampling pass (16 kHz mono), `NoAudio` if the file has no audio
+        track. AudioError when it is unusable, or when the pass stopped before the end of the file."""
+        if not self._with_audio:
+            raise ValueError("open the video with audio=True to decode its soundtrack in the same pass")
+        if self._audio is None:
+            return NoAudio()
+        if not self._demuxed:
+            raise AudioError("the video pass stopped before the end of the file: the soundtrack is incomplete")
+        packets, self._audio_packets = self._audio_packets, []
+        for packet in packets:  # the decoder never raises; it stops reading once the track has failed
+            self._audio.feed(packet)
+        return self._audio.finish()
 
     def sample(
         self,
@@ -269,14 +318,15 @@ class Video:
         self.close()
 
 
-def open_video(path: Path | str) -> Video:
-    """Open a video for reading; raises VideoError with a one-line reason."""
+def open_video(path: Path | str, audio: bool = False) -> Video:
+    """Open a video for reading (`audio`: decode its soundtrack in the same pass, see `Video.soundtrack`);
+    raises VideoError with a one-line reason."""
     path = Path(path)
     if not path.exists():
         raise VideoError("file does not exist")
     if path.is_file() and path.stat().st_size == 0:
         raise VideoError("empty file (0 bytes)")
-    return Video(path)
+    return Video(path, audio=audio)
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,9 +17,12 @@ import pytest
 from emocore.audio.decode import AudioTrack, NoAudio, decode_audio
 from emocore.audio.explain import (
     AudioExplainParams, AudioExplanation, explain_audio_moment, log_odds, probability, region_grid,
+    spectrogram_levels, waveform_envelope,
 )
 from emocore.audio.lanes import AudioLanes, score_lanes
-from emocore.audio.render import audio_explanation_figure, spectrogram_image
+from emocore.audio.render import (
+    audio_explanation_figure, envelope_image, spectrogram_image, waveform_image,
+)
 from emocore.devtools import audio_media
 from emocore.errors import AudioError, TooFewSamples
 from emocore.render import NEGATIVE, POSITIVE, save_png
@@ -178,3 +181,23 @@ def test_spectrogram_is_drawn_with_low_bands_at_the_bottom() -> None:
     spec[:, 0] = 2.0  # only the lowest band sounds
     picture = spectrogram_image(spec, width=40, height=64)
     assert picture[-1].min() == 255 and picture[0].max() == 0
+
+
+def test_what_a_figure_draws_is_what_the_cache_keeps() -> None:
+    """256 grey levels from silence (ln 0.001) to the window's maximum; each envelope column the min and max
+    of its span of samples (float16); the strip drawn from the envelope alone."""
+    spec = np.full((20, 64), np.log(0.001), np.float32)
+    spec[5, 3], spec[6, 3] = 1.5, (np.log(0.001) + 1.5) / 2
+    levels, (low, high) = spectrogram_levels(spec)
+    assert levels.dtype == np.uint8 and levels.shape == (20, 64)
+    assert (low, high) == pytest.approx((np.log(0.001), 1.5))
+    assert levels[5, 3] == 255 and levels[6, 3] in (127, 128) and levels[0, 0] == 0
+    samples = np.sin(np.linspace(0, 40 * np.pi, 10_000)).astype(np.float32) * 0.5
+    samples[2500] = 0.9
+    envelope = waveform_envelope(samples, columns=100)
+    assert envelope.shape == (100, 2) and envelope.dtype == np.float16
+    assert float(envelope[25, 1]) == pytest.approx(0.9, abs=1e-3)  # column 25 holds samples 2500–2599
+    assert float(envelope[:, 0].min()) == pytest.approx(-0.5, abs=1e-3)
+    short = waveform_envelope(np.array([0.1, -0.2], np.float32), columns=4)  # fewer samples than columns
+    assert short[:, 0].tolist() == pytest.approx([0.1, 0.1, -0.2, -0.2], abs=1e-3)
+    np.testing.assert_array_equal(waveform_image(samples, 200), envelope_image(waveform_envelope(samples), 200))

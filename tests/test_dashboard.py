@@ -250,7 +250,9 @@ def test_ad_page_timeline_and_explanations(monkeypatch: pytest.MonkeyPatch, demo
     at = _app(monkeypatch, demo_cache, "views/ad.py", ad=key, t=f"{time_s:.3f}")
     assert not at.exception
     figure = _figure(at)
-    lines = [t for t in figure["data"] if t.get("mode") == "lines+markers"]
+    # the face emotions (the soundtrack's lanes, on their own panel, carry meta "audio: <signal>")
+    lines = [t for t in figure["data"] if t.get("mode") == "lines+markers" and not str(t.get("meta", "")).startswith(
+        "audio: ")]
     assert [t["name"] for t in lines] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert len(lines[0]["x"]) == len(timeline.times)
     assert lines[0]["marker"]["opacity"] == 0  # invisible markers make points clickable

@@ -51,7 +51,7 @@ def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
     for name in ("carphone.mp4", "Megamind.avi", "bigbuckbunny.mp4"):
         wait_for_text(page, name)
     assert_no_exception(page)
-    select_option(page, "Rank by emotion", "sad")
+    select_option(page, "Rank by", "sad")
     assert "emotion=sad" in page.url
     set_text(page, "Name contains", "mega")
     wait_for_text(page, "Shown")
@@ -63,7 +63,7 @@ def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
     page.mouse.click(box["x"] + 18, box["y"] + 36 + 30)
     wait_for_app(page)
     wait_for_text(page, "Megamind.avi")
-    wait_for_text(page, "emotions over time")
+    wait_for_text(page, "emotions and soundtrack over time")
     assert "/ad" in page.url and f"ad={_keys(demo_cache)['Megamind.avi']}" in page.url
     assert_no_exception(page)
     assert_no_page_errors(page)
@@ -123,12 +123,13 @@ def test_download_png_and_csv_of_the_timeline(served, demo_cache: Path) -> None:
     url, page, downloads = served
     key = _keys(demo_cache)["carphone.mp4"]
     goto_app(page, f"{url}/ad?ad={key}")
-    wait_for_text(page, "emotions over time")
+    wait_for_text(page, "emotions and soundtrack over time")
     opener = page.locator(".st-key-ad-timeline-export button").first
     opener.click()  # open the Export popover
     csv_path = download(page, "ad-timeline-export-csv", downloads)
     table = pd.read_csv(csv_path)
     assert {"time_s", "faces", "happy_raw", "happy_smoothed", "shot"} <= set(table.columns) and len(table) == 8
+    assert "audio_laughter" in table.columns and table["audio_laughter"].isna().all()  # carphone: no audio track
     click_button(page, "ad-timeline-export-prepare")
     png_button = page.locator(".st-key-ad-timeline-export-png button")
     if not png_button.is_visible():
@@ -148,7 +149,7 @@ def test_compare_two_ads(served, demo_cache: Path) -> None:
     wait_for_text(page, "Emotion profile")
     wait_for_text(page, "Differences")
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
-    select_option(page, "Emotion", "happy")
+    select_option(page, "Emotion or soundtrack signal", "happy")
     wait_for_text(page, "happy over time")
     assert_no_exception(page)
     assert_no_page_errors(page)
@@ -160,3 +161,48 @@ def test_no_page_shows_an_exception_on_odd_links(served) -> None:
         goto_app(page, url + path)
         assert_no_exception(page)
     wait_for_text(page, "Not in this cache")
+
+
+@pytest.fixture(scope="module")
+def laughs_cache(demo_dir: Path, face_model, audio_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo ad with a real soundtrack (Megamind footage, real laughter 1.5–5.6 s and applause
+    6.5–11.3 s, made by `python cli.py setup`), indexed with faces and soundtrack (no explanations)."""
+    import shutil
+
+    from emocore.indexer import index_folder
+    from emocore.provision import DEMO_NAME
+
+    clip = demo_dir / DEMO_NAME
+    if not clip.is_file():
+        pytest.fail(f"{clip} is missing: run `python cli.py setup` first")
+    ads = tmp_path_factory.mktemp("laughs-ads")
+    shutil.copy(clip, ads / clip.name)
+    cache = tmp_path_factory.mktemp("laughs-cache")
+    index_folder(ads, cache, model=face_model, explain=None, audio=audio_model)
+    return cache
+
+
+def test_the_ad_page_draws_the_real_soundtrack_lanes(laughs_cache: Path, tmp_path: Path) -> None:
+    """A real indexed clip with laughter: the laughter lane is drawn under the faces and peaks in the laugh."""
+    from emocore.provision import DEMO_NAME
+
+    key = _keys(laughs_cache)[DEMO_NAME]
+    with streamlit_server(laughs_cache) as url, chromium_page(tmp_path) as page:
+        goto_app(page, f"{url}/ad?ad={key}", timeout=120_000)  # a first run under load: the lanes are read
+        wait_for_text(page, "emotions and soundtrack over time", timeout=60_000)
+        wait_for_text(page, "The soundtrack there", timeout=60_000)
+        chart = page.locator('.st-key-ad-timeline [data-testid="stPlotlyChart"] .js-plotly-plot').first
+        chart.wait_for()
+        legend = [t.strip() for t in chart.locator(".legendtext").all_text_contents()]
+        assert {"laughter", "applause/cheering", "music", "speech", "loudness (dBFS)", "happy"} <= set(legend)
+        # the drawn traces (`_fullData`: Plotly's decoded copy of the figure's typed arrays)
+        traces = chart.evaluate("el => el._fullData.map(t => ({name: t.name, meta: t.meta, x: Array.from(t.x || []),"
+                                " y: Array.from(t.y || []).map(v => v === null ? NaN : Number(v))}))")
+        laughter = next(t for t in traces if t["meta"] == "audio: laughter" and t["name"] == "laughter")
+        inside = [y for x, y in zip(laughter["x"], laughter["y"]) if 1.0 <= x < 6.0 and y == y]
+        outside = [y for x, y in zip(laughter["x"], laughter["y"]) if (x < 1.0 or x >= 7.0) and y == y]
+        assert inside and max(inside) >= 0.5, laughter
+        assert not outside or max(outside) < max(inside)
+        wait_for_text(page, "s of sound")
+        assert_no_exception(page)
+        assert_no_page_errors(page)

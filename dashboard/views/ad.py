@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,8 @@ from loaders import (
     cache_version,
     key_frame_image,
     library_for,
+    load_audio_explained,
+    load_audio_explanation,
     load_bundle,
     load_explanation,
     thumbnail_for,
@@ -34,12 +37,21 @@ from widgets import (
 
 from emocore import charts, queries, usecases
 from emocore import render as draw
+from emocore.audio.decode import NoAudio
+from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS
+from emocore.audio.render import audio_explanation_figure
 from emocore.export import ReportSection
 from emocore.store import AdRow, FrameExplanation
 from emocore.trust import summary_text
 
 PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
+#: The soundtrack signals the timeline can draw (the mood lanes show as the music's mood in its hover).
+TIMELINE_LANES = ("laughter", "applause", "music", "speech", "exciting")
+#: The signals a soundtrack moment can be explained for (every lane and cue; not the loudness, a level).
+EXPLAINABLE = tuple(s for s in AUDIO_SIGNALS if s != "loudness")
+#: Below this music probability a second's mood is not named.
+MIN_MUSIC_FOR_MOOD = 0.2
 
 
 def ad_picker_ui(table: pd.DataFrame) -> str | None:
@@ -178,6 +190,7 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
         trust = summary_text([a.trust for a in found.attributions if a.emotion == emotion])
         images.append((f"{t:.1f} s — {emotion}: LIME | SHAP. {trust}",
                        draw.explanation_figure(found, emotion, frame=key_frame_image(root, ad.key, index))))
+    report = usecases.ad_report(root, ad.key, norms_dir=choice.root)
     return [
         ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, {dominant}, raw top emotion "
                       f"{ad.dominant_raw or '—'} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
@@ -185,6 +198,7 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
                       (timeline,), (), summary),
         ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),
                       tuple(images), None),
+        usecases.audio_report_section(report),  # the timeline above holds the soundtrack's lanes
     ]
 
 
@@ -237,6 +251,150 @@ def against_library_ui(bundle: queries.AdBundle, row: pd.Series, choice: NormsCh
     })
 
 
+def soundtrack_note(bundle: queries.AdBundle) -> str:
+    """One line on the soundtrack: its evidence (seconds of sound) and what read it, or why there is none."""
+    lanes, ad = bundle.lanes, bundle.ad
+    if lanes is not None:
+        return (f"Soundtrack: {plain(bundle.audio_note)} in the {lanes.seconds} s read (the evidence behind its "
+                f"figures), per second of the file; read by {plain(ad.audio_model or 'the audio model')}.")
+    return f"Soundtrack: {plain(panel_note(bundle))}."
+
+
+def panel_note(bundle: queries.AdBundle) -> str:
+    """Why an ad has no soundtrack lanes, in words: "no audio track", "audio failed: …", "not analysed …"."""
+    if isinstance(bundle.audio, NoAudio):
+        return "no audio track"
+    if bundle.audio is None:
+        return "not analysed (indexed with --no-audio)"
+    return bundle.audio_note
+
+
+def audio_panel(bundle: queries.AdBundle, lanes: Sequence[str] = TIMELINE_LANES) -> charts.AudioPanel:
+    """What the timeline draws of the soundtrack: the chosen lanes with their peaks (the ad's audio key
+    moments), the loudness and the music's mood per second, or the words saying why there is nothing."""
+    audio = bundle.lanes
+    if audio is None:
+        return charts.AudioPanel(note=panel_note(bundle))
+    per_second = queries.audio_table(bundle)  # `top_mood`: the mood lane highest each second
+    mood = tuple(
+        f"{LANE_LABELS[top]} ({row[top] / row['music']:.0%} of the music)"
+        if isinstance(top, str) and row["music"] >= MIN_MUSIC_FOR_MOOD else ""
+        for top, (_, row) in zip(per_second["top_mood"], per_second.iterrows()))
+    peaks: dict[str, list[int]] = {}
+    for m in queries.audio_moments(bundle):
+        peaks.setdefault(m.signal, []).append(int(m.time_s))
+    shown = tuple(charts.AudioLane(name, short_label(name), audio.column(name), tuple(peaks.get(name, ())),
+                                   dashed=name in ("funny", "exciting"))
+                  for name in lanes)
+    return charts.AudioPanel(times=audio.times, lanes=shown, loudness_dbfs=audio.loudness_dbfs, mood=mood)
+
+
+def short_label(signal: str) -> str:
+    """A soundtrack signal's name without its explanation: "funny (laughter)" -> "funny"."""
+    return LANE_LABELS.get(signal, signal).split(" (")[0]
+
+
+def audio_moment_ui(root: Path, version: int, bundle: queries.AdBundle, t: float) -> None:
+    """The soundtrack at the selected second: each signal's value there, the peaks to jump to, and why the
+    audio model reads the chosen signal there (the stored explanation, or one computed on request)."""
+    st.subheader("The soundtrack there", anchor=False)
+    audio = bundle.lanes
+    if audio is None:
+        words = panel_note(bundle)
+        st.info(f"{plain(words[0].upper() + words[1:])}: no soundtrack moment to explain.")
+        return
+    if audio.seconds == 0:
+        st.info("The soundtrack holds no second of sound.")
+        return
+    second = int(min(max(np.floor(t), 0), audio.seconds - 1))
+    explained = load_audio_explained(str(root), version, bundle.ad.key)
+    moments: dict[int, list[str]] = {}
+    for m in queries.audio_moments(bundle, explained=tuple(explained)):
+        moments.setdefault(int(m.time_s), []).append(m.signal)
+    if moments:
+        st.markdown("**Soundtrack peaks** (the ad's audio key moments; ◆ explained)")
+        shown = sorted(moments.items())[:8]
+        for column, (p, signals) in zip(st.columns(len(shown)), shown):
+            label = (f"{p}–{p + 1} s: {', '.join(short_label(n) for n in signals)}" + (" ◆" if p in explained else "")
+                     + (" ●" if p == second else ""))
+            column.button(label, key=f"ad-audio-peak-{p}", on_click=_select_audio, args=(p, signals[0]),
+                          width="stretch")
+    wanted = st.query_params.get("audio")
+    values = {name: float(audio.column(name)[second]) for name in EXPLAINABLE}
+    strongest = max(("laughter", "applause", "music", "speech"),
+                    key=lambda n: -1.0 if np.isnan(values[n]) else values[n])
+    default = wanted if wanted in EXPLAINABLE else strongest
+    left, right = st.columns([2, 3])
+    signal = left.selectbox("Soundtrack signal", EXPLAINABLE, index=EXPLAINABLE.index(default),
+                            format_func=LANE_LABELS.get, key="ad-audio-signal")
+    st.query_params["audio"] = signal
+    if np.isnan(values[signal]):
+        right.info(f"No sound in second {second}–{second + 1} s: nothing to explain there.")
+        return
+    column = audio.column(signal)
+    right.markdown(f"Second **{second}–{second + 1} s**: {plain(LANE_LABELS[signal])} **{values[signal]:.2f}** "
+                   f"(a probability; the ad's highest: {float(np.nanmax(column)):.2f}, its mean over "
+                   f"{audio.sound_seconds} s of sound: {float(np.nanmean(column)):.2f}); loudness "
+                   f"{float(audio.loudness_dbfs[second]):.1f} dBFS.")
+    audio_explanation_ui(root, version, bundle, second, signal, second in explained)
+
+
+def _select_audio(second: int, signal: str) -> None:
+    st.query_params["t"] = f"{second + 0.5:.3f}"
+    st.query_params["audio"] = signal
+    st.session_state["ad-audio-signal"] = signal  # the picker follows (its own state would win otherwise)
+
+
+def audio_explanation_ui(root: Path, version: int, bundle: queries.AdBundle, second: int, signal: str,
+                         stored: bool) -> None:
+    """The stored explanation of the second for the signal (spectrogram, waveform, LIME and SHAP weights over
+    time–frequency regions, with their trust figures), or a button computing it."""
+    found = load_audio_explanation(str(root), version, bundle.ad.key, second) if stored else None
+    if isinstance(found, str):
+        st.error(f"{plain(found)}. Recompute it:")
+        found = None
+    if found is not None and any(found.attribution(signal, m) for m in ("lime", "shap")):
+        methods = tuple(m for m in ("lime", "shap") if found.attribution(signal, m))
+        left, right = st.columns([3, 2])
+        left.image(audio_explanation_figure(found, signal, methods=methods, width=760), width="stretch")
+        with right:
+            for method in methods:
+                st.markdown(f"**{method.upper()}** — {plain(LANE_LABELS[signal])}")
+                trust_ui(found.attribution(signal, method).trust)
+        st.caption("Time runs left to right over the second's window, low mel bands at the bottom; bluish green "
+                   "regions raise the value, vermillion ones lower it. Scores are "
+                   + ("log-odds ln(p/(1−p)), 0 = even odds." if found.space == "log-odds" else "probabilities."))
+        return
+    st.info(f"No explanation of {plain(LANE_LABELS[signal])} in second {second}–{second + 1} s yet. To compute one:")
+    st.code(explain_command(bundle.ad.path, second + 0.5, signal, root), language="bash")
+    if st.button(f"Explain {short_label(signal)} at {second}–{second + 1} s now", key="ad-audio-explain-now",
+                 icon=":material/graphic_eq:"):
+        with st.spinner("Explaining with LIME and SHAP over the spectrogram (a few seconds)…"):
+            message = _explain_audio_now(str(root), bundle.ad, second, signal)
+        if message:
+            st.error(plain(message))
+        else:
+            st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def _audio_model() -> object:
+    from emocore.audio.yamnet import load_audio_model
+
+    return load_audio_model()
+
+
+def _explain_audio_now(root: str, ad: AdRow, second: int, signal: str) -> str | None:
+    """Explain one soundtrack second on request (the audio model is loaded only here); None if done."""
+    from emocore.errors import EmocoreError
+
+    try:
+        usecases.explain_audio_moment(root, ad.key, second + 0.5, signal, audio_model=_audio_model(), figure=False)
+    except (EmocoreError, ValueError, OSError, sqlite3.Error) as exc:
+        return f"could not explain it: {exc}"
+    return None
+
+
 def render() -> None:
     """The Ad page: one ad's figures against the library, its timeline, and why a moment scores as it does."""
     root = cache_root()
@@ -260,6 +418,7 @@ def render() -> None:
     tl = bundle.timeline
     library_row = table[table["key"] == ad.key].iloc[0]
     summary_ui(ad, library_row, len(tl.shots) + 1, norms_choice)
+    st.caption(soundtrack_note(bundle))
 
     if not (tl.faces != 0).any():
         st.info("No face was found in this ad: the face model has nothing to score, so the timeline is empty.")
@@ -289,6 +448,8 @@ def render() -> None:
                       on_click=_select, args=nearest)
         no_explanation_ui(root, bundle, frame_idx)
 
+    audio_moment_ui(root, version, bundle, param_float("t", t) or t)
+
     with st.expander("Report of this ad", icon=":material/summarize:"):
         report_ui(f"{ad.name} — emotion report", lambda: report_sections(root, bundle, fig, library_row, norms_choice),
                   f"{queries.params_summary(ad)} · cache {root.resolve()}", "ad-report",
@@ -313,31 +474,57 @@ def video_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
 
 
 def timeline_ui(bundle: queries.AdBundle, t: float) -> object:
-    """The timeline of every emotion; a click on a point selects that moment (a rerun). Returns the figure."""
+    """The timeline of every emotion, the soundtrack's lanes beneath on the same time axis; a click on a
+    point selects that moment (a click on a soundtrack lane: that second and signal). Returns the figure."""
     ad, tl = bundle.ad, bundle.timeline
-    shown = st.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
+    left, right = st.columns([3, 2])
+    shown = left.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
+    lanes = right.multiselect("Soundtrack lanes", list(TIMELINE_LANES), list(TIMELINE_LANES),
+                              format_func=short_label, key="ad-lanes", disabled=bundle.lanes is None)
     show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
     fig = charts.timeline_figure(
-        f"{ad.name}: emotions over time", tl.times, tl.smoothed, tl.raw, list(ad.labels), shots=tl.shots,
-        peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
-        emotions=shown, show_raw=show_raw,
+        f"{ad.name}: emotions and soundtrack over time", tl.times, tl.smoothed, tl.raw, list(ad.labels),
+        shots=tl.shots, peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
+        emotions=shown, show_raw=show_raw, audio=audio_panel(bundle, lanes),
     )
     state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
                   on_select="rerun", selection_mode="points")
-    st.caption("Click a point to see that moment. Triangles mark each emotion's peaks, diamonds the explained "
-               "moments, dotted lines the shot boundaries.")
+    st.caption("Click a point to see that moment. Triangles mark the peaks (of each emotion and of laughter, "
+               "applause and the exciting cue), diamonds the explained moments, dotted lines the shot boundaries. "
+               "Soundtrack lanes are per second (a gap: no sound there); loudness is the RMS level in dBFS "
+               "(0 = full scale).")
     points = state.selection.points if state else []
     if points:
-        index = points[0].get("customdata", points[0].get("point_index"))
-        if isinstance(index, dict):
-            index = next(iter(index.values()))
-        if isinstance(index, list):
-            index = index[0]
-        frame_idx = int(np.argmin(np.abs(tl.times - t)))
-        if index is not None and int(index) != frame_idx and 0 <= int(index) < len(tl.times):
-            st.query_params["t"] = f"{tl.times[int(index)]:.3f}"
+        picked = _picked(fig, points[0], tl.times)
+        now = (st.query_params.get("t"), st.query_params.get("audio") if picked and picked[1] else None)
+        if picked is not None and picked != now:
+            st.query_params["t"] = picked[0]
+            if picked[1]:
+                st.query_params["audio"] = picked[1]
+                st.session_state["ad-audio-signal"] = picked[1]
             st.rerun()
     return fig
+
+
+def _picked(fig: object, point: dict, times: np.ndarray) -> tuple[str, str | None] | None:
+    """The moment a clicked point names, as the link says it: (t, the soundtrack signal, or None for a face
+    emotion's point or the loudness)."""
+    index = point.get("customdata", point.get("point_index"))
+    if isinstance(index, dict):
+        index = next(iter(index.values()))
+    if isinstance(index, list):
+        index = index[0]
+    if index is None:
+        return None
+    index = int(float(index))
+    curve = point.get("curve_number")
+    meta = fig.data[int(curve)].meta if curve is not None and 0 <= int(curve) < len(fig.data) else None
+    if isinstance(meta, str) and meta.startswith(charts.AUDIO_PREFIX):  # a soundtrack point carries its second
+        signal = meta[len(charts.AUDIO_PREFIX):]
+        return f"{index + 0.5:.3f}", None if signal == "loudness" else signal
+    if not 0 <= index < len(times):
+        return None
+    return f"{times[index]:.3f}", None
 
 
 if __name__ == "__main__":  # run as a page by dashboard/main.py's st.navigation

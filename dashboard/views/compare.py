@@ -1,4 +1,5 @@
-"""Compare: two to four ads side by side — curves overlaid, profiles, key frames, differences."""
+"""Compare: two to four ads side by side — curves overlaid, profiles, key frames, differences; on a face
+emotion or a soundtrack signal (laughter, applause/cheering, music, the funny and exciting cues…)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from widgets import chart, explain_command, norms_ui, open_cache_or_explain, pla
 
 from emocore import charts, export, queries, usecases
 from emocore import render as draw
+from emocore.audio.lanes import LANE_LABELS
 from emocore.export import ReportSection
 from emocore.store import FrameExplanation
 
@@ -62,6 +64,31 @@ def key_frames_ui(root: Path, version: int, bundles: list[queries.AdBundle], emo
     return shown
 
 
+def signal_label(ref: str) -> str:
+    """How the picker names a choice: a face emotion as is, a soundtrack signal with its lane's words."""
+    return f"soundtrack: {LANE_LABELS.get(ref[len('audio:'):], ref)}" if ref.startswith("audio:") else ref
+
+
+def audio_peaks_ui(bundles: list[queries.AdBundle], signal: str) -> None:
+    """Each ad's highest seconds of the soundtrack signal, each a link to that moment on the Ad page."""
+    for column, b in zip(st.columns(len(bundles)), bundles):
+        with column:
+            st.markdown(f"**{plain(b.ad.name)}**")
+            lanes = b.lanes
+            if lanes is None:
+                st.caption(plain(b.audio_note))
+                continue
+            seconds = lanes.peaks(signal, k=3, min_value=queries.AUDIO_MOMENT_FLOOR)
+            if not seconds:
+                column = lanes.column(signal)
+                best = "" if np.isnan(column).all() else f"; its highest: {float(np.nanmax(column)):.2f}"
+                st.caption(f"No second reaches {queries.AUDIO_MOMENT_FLOOR:g}{best}.")
+            for second in seconds:
+                value = float(lanes.column(signal)[second])
+                st.page_link("views/ad.py", label=f"{second}–{second + 1} s: {value:.2f}",
+                             query_params={"ad": b.ad.key, "t": f"{second + 0.5:.3f}", "audio": signal})
+
+
 def render() -> None:
     """The Compare page: two to four ads on one emotion, their profiles, key frames and differences."""
     st.title("Compare")
@@ -85,16 +112,27 @@ def render() -> None:
         st.info("These ads were scored by models with no emotion in common: nothing to compare.")
         return
     c1, c2 = st.columns(2)
+    choices = [*labels, *(f"audio:{s}" for s in queries.AUDIO_RANKABLE)]
     wanted = st.query_params.get("emotion", "happy")
-    emotion = c1.selectbox("Emotion", labels, index=labels.index(wanted) if wanted in labels else 0, key="cmp-emotion")
+    if wanted not in choices and f"audio:{wanted}" in choices:
+        wanted = f"audio:{wanted}"
+    picked = c1.selectbox("Emotion or soundtrack signal", choices,
+                          index=choices.index(wanted) if wanted in choices else 0, format_func=signal_label,
+                          key="cmp-emotion")
     align_label = c2.radio("Align by", list(ALIGN), horizontal=True, key="cmp-align",
                            index=1 if st.query_params.get("align") == "share" else 0)
-    st.query_params.update({"emotion": emotion, "align": ALIGN[align_label]})
-    comparison = usecases.compare(bundles, table, emotion)
+    st.query_params.update({"emotion": picked, "align": ALIGN[align_label]})
+    comparison = usecases.compare(bundles, table, picked)
+    emotion = comparison.emotion
+    shown_as = LANE_LABELS.get(emotion, emotion) if comparison.audio else emotion
 
     series = [charts.Series(c.name, c.times, c.values, c.duration_s) for c in comparison.curves]
-    overlay_fig = charts.compare_figure(series, emotion, ALIGN[align_label])
+    overlay_fig = charts.compare_figure(series, shown_as, ALIGN[align_label], per_second=comparison.audio)
     chart(overlay_fig, comparison.curves_table(), f"compare_{emotion}", "cmp-overlay")
+    if comparison.audio:
+        silent = [f"{b.ad.name} ({b.audio_note})" for b in bundles if b.lanes is None]
+        st.caption("Per second of the file (a gap: no sound there)."
+                   + (f" No curve for {plain(', '.join(silent))}." if silent else ""))
 
     wanted_profile = st.query_params.get("profile", "mean")
     profile_label = st.radio("Profiles show", list(PROFILE), horizontal=True, key="cmp-profile-shows",
@@ -119,16 +157,23 @@ def render() -> None:
     st.download_button("Differences (CSV)", export.table_csv(diff), "compare_differences.csv", "text/csv",
                        key="cmp-diff-csv", on_click="ignore")
 
-    st.subheader(f"Key frames: {emotion}", anchor=False)
-    frames = key_frames_ui(root, version, bundles, emotion)
+    if comparison.audio:
+        st.subheader(f"Soundtrack peaks: {shown_as}", anchor=False)
+        audio_peaks_ui(bundles, emotion)
+        frames: list[tuple[str, np.ndarray]] = []
+    else:
+        st.subheader(f"Key frames: {emotion}", anchor=False)
+        frames = key_frames_ui(root, version, bundles, emotion)
 
     with st.expander("Report of this comparison", icon=":material/summarize:"):
         names = " vs ".join(b.ad.name for b in bundles)
         report_ui(f"Comparison: {names}", lambda: [
-            ReportSection(f"{emotion} over time", f"Aligned by {align_label}.", (overlay_fig,), (), None),
+            ReportSection(f"{shown_as} over time", f"Aligned by {align_label}."
+                          + (" Per second of sound." if comparison.audio else ""), (overlay_fig,), (), None),
             ReportSection("Emotion profiles", "", (profile_fig,), (), diff),
-            ReportSection(f"Key frames: {emotion}", "LIME overlays of each ad's strongest explained moment.", (),
-                          tuple(frames), None),
+            *([] if comparison.audio else [ReportSection(
+                f"Key frames: {emotion}", "LIME overlays of each ad's strongest explained moment.", (), tuple(frames),
+                None)]),
         ], f"{queries.params_summary(bundles[0].ad)} · cache {root.resolve()}", "cmp-report",
             f"{','.join(chosen)}:{emotion}:{align_label}:{profile_label}:{norms_choice.label}:{version}")
 

@@ -1,8 +1,11 @@
-"""Library: every ad in the cache, ranked by an emotion's evidence-aware score; filter, open one.
+"""Library: every ad in the cache, ranked by an emotion's or a soundtrack signal's evidence-aware
+score; filter, open one.
 
 The default order is `queries.rank`'s, the same as `python cli.py ls --rank EMOTION`: the ads with
-enough evidence (face frames) ranked by their score, then the ads with too little evidence, then the
-failed ones. Percentiles, lifts and the dominant emotion are read against the chosen norms.
+enough evidence (face frames; for a soundtrack signal such as laughter, seconds of sound) ranked by
+their score, then the ads with too little evidence (then, for a soundtrack signal, those with no
+audio, a failed soundtrack, none analysed), then the failed ones. Percentiles, lifts and the
+dominant emotion are read against the chosen norms; the emotion mix stays the faces'.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from loaders import NormsChoice, cache_root, library_for, thumbnail_for
 from widgets import chart, empty_cache_note, norms_ui, open_cache_or_explain, plain, warn_unknown_params
 
 from emocore import charts, norms, queries
+from emocore.audio.lanes import LANE_LABELS
 from emocore.usecases import LibraryFilters, RankedLibrary, evidence_rate, face_frames_for, filter_library
 
 PAGE_SIZE = 50
 #: the units the minimum evidence can be set in (link value -> label)
 EVIDENCE_UNITS = {"frames": "face frames", "seconds": "seconds with a face"}
+#: what "Funniest first" ranks by: the soundtrack's laughter lane
+FUNNIEST = "audio:laughter"
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,12 @@ class Chosen:
     min_evidence: float
     """The least evidence an ad needs to be ranked, as set, in `evidence_unit`."""
     evidence_unit: str
-    """"frames" (face frames) or "seconds" (seconds with a face)."""
+    """"frames" (face frames), "seconds" (seconds with a face) or "sound" (seconds of sound: a soundtrack signal)."""
+
+    @property
+    def signal(self) -> queries.Signal:
+        return queries.Signal(self.filters.emotion[len("audio:"):], audio=True) if self.filters.emotion.startswith(
+            "audio:") else queries.Signal(self.filters.emotion)
 
 
 def _float(name: str, default: float) -> float:
@@ -42,36 +53,65 @@ def _float(name: str, default: float) -> float:
         return default
 
 
+def signal_label(ref: str) -> str:
+    """How the rank picker names a choice: a face emotion as is, a soundtrack signal with its lane's words."""
+    return f"soundtrack: {LANE_LABELS.get(ref[len('audio:'):], ref)}" if ref.startswith("audio:") else ref
+
+
+def _funniest_first() -> None:
+    st.session_state["lib-emotion"] = FUNNIEST
+    st.session_state["lib-order"] = "highest first"
+
+
 def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Chosen:
     """The sidebar's filters, initialised from the link's query parameters and written back to it."""
     params = st.query_params
+    choices = [*emotions, *(f"audio:{s}" for s in queries.AUDIO_RANKABLE)]
     with st.sidebar:
         st.header("Rank and filter")
         wanted = params.get("emotion", "happy" if "happy" in emotions else (emotions[0] if emotions else ""))
-        emotion = st.selectbox("Rank by emotion", emotions, index=emotions.index(wanted) if wanted in emotions else 0,
-                               key="lib-emotion",
-                               help="Ranks by the emotion's rank score: the ad's mean over its face frames, shrunk "
-                                    "towards the library's mean the fewer face frames it has (see the README), so "
-                                    "two happy frames cannot outrank an ad smiling all along")
+        if wanted not in choices and f"audio:{wanted}" in choices:  # ?emotion=laughter: the soundtrack's
+            wanted = f"audio:{wanted}"
+        st.button("Funniest first (laughter)", key="lib-funniest", on_click=_funniest_first,
+                  icon=":material/sentiment_very_satisfied:",
+                  help="Ranks by the soundtrack's laughter lane, highest first, over the ads with enough sound")
+        ranked_by = st.selectbox("Rank by", choices, index=choices.index(wanted) if wanted in choices else 0,
+                                 format_func=signal_label, key="lib-emotion",
+                                 help="A face emotion ranks by its rank score: the ad's mean over its face frames, "
+                                      "shrunk towards the library's mean the fewer face frames it has (see the "
+                                      "README), so two happy frames cannot outrank an ad smiling all along. A "
+                                      "soundtrack signal (laughter, applause/cheering, music, the funny and exciting "
+                                      "cues…) does the same over the seconds of sound.")
+        audio = ranked_by.startswith("audio:")
         descending = st.radio("Order", ["highest first", "lowest first"], horizontal=True, key="lib-order",
                               index=1 if params.get("order") == "asc" else 0) == "highest first"
-        units = list(EVIDENCE_UNITS)
         linked_unit = params.get("per", "frames")
-        unit = st.radio("Minimum evidence to rank", units,
-                        index=units.index(linked_unit) if linked_unit in units else 0,
-                        format_func=EVIDENCE_UNITS.get, horizontal=True, key="lib-evidence-unit",
-                        help="Ads with less are listed after the ranked ones, unranked")
-        rate = evidence_rate(table)
-        default = float(norms.DEFAULT_MIN_FACE_FRAMES) / (1.0 if unit == "frames" else rate)
-        least = 1.0 if unit == "frames" else 1.0 / rate
-        # a number in the link is in the link's unit: after switching units, start from the default
-        initial = _float("evidence", default) if unit == linked_unit else default
-        minimum = st.number_input(f"at least ({EVIDENCE_UNITS[unit]})", least, 100_000.0, max(least, initial),
-                                  1.0 if unit == "frames" else 0.5, key=f"lib-evidence-{unit}", format="%g")
-        frames = int(round(minimum)) if unit == "frames" else face_frames_for(minimum, rate)
-        score = st.slider(f"Rank score, {emotion}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)), 0.01,
-                          key="lib-score", help="Keeps the ranked ads whose rank score (the figure the ranking "
-                                                "sorts by) is in this range; unranked ads are listed after them")
+        if audio:
+            unit = "sound"
+            default = float(norms.DEFAULT_MIN_AUDIO_SECONDS)
+            initial = _float("evidence", default) if linked_unit == "sound" else default
+            minimum = st.number_input("Minimum evidence to rank (seconds of sound)", 1.0, 100_000.0,
+                                      max(1.0, initial), 1.0, key="lib-evidence-sound", format="%g",
+                                      help="Ads with less sound are listed after the ranked ones, then those with "
+                                           "no audio, a failed soundtrack, or none analysed")
+            frames = norms.DEFAULT_MIN_FACE_FRAMES
+        else:
+            units = list(EVIDENCE_UNITS)
+            unit = st.radio("Minimum evidence to rank", units,
+                            index=units.index(linked_unit) if linked_unit in units else 0,
+                            format_func=EVIDENCE_UNITS.get, horizontal=True, key="lib-evidence-unit",
+                            help="Ads with less are listed after the ranked ones, unranked")
+            rate = evidence_rate(table)
+            default = float(norms.DEFAULT_MIN_FACE_FRAMES) / (1.0 if unit == "frames" else rate)
+            least = 1.0 if unit == "frames" else 1.0 / rate
+            # a number in the link is in the link's unit: after switching units, start from the default
+            initial = _float("evidence", default) if unit == linked_unit else default
+            minimum = st.number_input(f"at least ({EVIDENCE_UNITS[unit]})", least, 100_000.0, max(least, initial),
+                                      1.0 if unit == "frames" else 0.5, key=f"lib-evidence-{unit}", format="%g")
+            frames = int(round(minimum)) if unit == "frames" else face_frames_for(minimum, rate)
+        score = st.slider(f"Rank score, {signal_label(ranked_by)}", 0.0, 1.0, (_float("min", 0.0), _float("max", 1.0)),
+                          0.01, key="lib-score", help="Keeps the ranked ads whose rank score (the figure the ranking "
+                                                      "sorts by) is in this range; unranked ads are listed after them")
         longest = float(max(1.0, table["duration_s"].max(skipna=True) if table["duration_s"].notna().any() else 1.0))
         top = float(int(longest) + 1)
         duration = st.slider("Duration (s)", 0.0, top, (min(_float("dmin", 0.0), top), min(_float("dmax", top), top)),
@@ -80,8 +120,10 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Chosen:
         statuses = tuple(st.multiselect("Status", ["ok", "failed"],
                                         [s for s in params.get("status", "ok,failed").split(",") if s in ("ok", "failed")],
                                         key="lib-status"))
-    chosen = Chosen(LibraryFilters(emotion or "", frames, descending, score, duration, name, statuses),
-                    float(minimum), unit)
+    filters = LibraryFilters(ranked_by or "", frames, descending=descending, score=score, duration=duration,
+                             name=name, statuses=statuses,
+                             **({"min_audio_seconds": float(minimum)} if audio else {}))
+    chosen = Chosen(filters, float(minimum), unit)
     st.query_params.update({
         "emotion": chosen.filters.emotion, "min": f"{score[0]:g}", "max": f"{score[1]:g}", "q": name,
         "status": ",".join(statuses), "dmin": f"{duration[0]:g}", "dmax": f"{duration[1]:g}",
@@ -98,12 +140,20 @@ def _percentile_note(choice: NormsChoice) -> str:
     return "this cache's ads" if choice.root is None else f"the ads of {choice.label}"
 
 
-def table_view(root: Path, view: pd.DataFrame, emotion: str, norms_link: str) -> pd.DataFrame:
-    """The shown columns: rank, identity, the ranked figures with their evidence, then the rest."""
-    def column(name: str) -> pd.Series | None:
-        return view.get(f"{name}_{emotion}")
+def table_view(root: Path, view: pd.DataFrame, signal: queries.Signal, norms_link: str) -> pd.DataFrame:
+    """The shown columns: rank, identity, the ranked figures with their evidence (face frames, or seconds
+    of sound for a soundtrack signal), then the rest."""
+    def column(prefix: str) -> pd.Series | None:
+        return view.get(signal.column(prefix))
 
     ok = view["status"] == "ok"
+    heard = ok & (view["audio_status"] == "ok")
+    faces = {"face frames": view["face_frames"].where(ok), "face seconds": view["face_seconds"].where(ok)}
+    sound = {"sound (s)": view["audio_seconds"].where(heard), "audio": view["audio_note"].where(ok, "—")}
+    lifted = {"dominant": view["dominant"].where(~ok | view["dominant"].notna(), "—"),
+              "raw top emotion": view["dominant_raw"]}
+    # the ranked signal's evidence right after its figures
+    evidence = {**sound, **faces, **lifted} if signal.audio else {**faces, **lifted, **sound}
     return pd.DataFrame({
         "rank": view["rank"],
         "thumbnail": [thumbnail_for(root, k, 0) for k in view["key"]],
@@ -112,10 +162,7 @@ def table_view(root: Path, view: pd.DataFrame, emotion: str, norms_link: str) ->
         "mean (raw)": column("mean"),
         "percentile": column("pct"),
         "lift": column("lift"),
-        "face frames": view["face_frames"].where(ok),
-        "face seconds": view["face_seconds"].where(ok),
-        "dominant": view["dominant"].where(~ok | view["dominant"].notna(), "—"),
-        "raw top emotion": view["dominant_raw"],
+        **evidence,
         "open": [f"ad?ad={k}{norms_link}" for k in view["key"]],
         "status": view["status"],
         "duration (s)": view["duration_s"].round(1),
@@ -145,6 +192,11 @@ COLUMNS = {
     "face frames": st.column_config.NumberColumn(format="%d", width=80, help="Evidence: sampled frames with a "
                                                  "face scored"),
     "face seconds": st.column_config.NumberColumn(format="%.1f s", width=86, help="Evidence: seconds with a face"),
+    "sound (s)": st.column_config.NumberColumn(format="%.0f s", width=72, help="Evidence of the soundtrack "
+                                               "signals: seconds with sound"),
+    "audio": st.column_config.TextColumn(width=110, help="The soundtrack: seconds of sound, no audio (the file "
+                                         "has no audio track), audio failed (why), or not analysed (indexed with "
+                                         "--no-audio)"),
     "dominant": st.column_config.TextColumn(width=72, help="The emotion with the highest lift over the norm, among "
                                                            "those with enough evidence; —: too little evidence"),
     "raw top emotion": st.column_config.TextColumn(width=108, help="The highest raw mean (argmax), the model's bias "
@@ -196,7 +248,7 @@ def render() -> None:
     view = page_ui(rows)
     norms_param = st.query_params.get("norms")
     norms_link = "" if norms_param is None else f"&norms={quote(norms_param, safe='')}"
-    shown = table_view(root, view, chosen.filters.emotion, norms_link)
+    shown = table_view(root, view, chosen.signal, norms_link)
     st.caption(ranking_note(table, chosen, found, norms_choice))
     picked = st.dataframe(
         shown, hide_index=True, key="lib-table", on_select="rerun", selection_mode="single-row",
@@ -225,13 +277,19 @@ def page_ui(rows: pd.DataFrame) -> pd.DataFrame:
 
 def ranking_note(table: pd.DataFrame, chosen: Chosen, found: RankedLibrary, choice: NormsChoice) -> str:
     """The caption above the table: what is ranked, how many have too little evidence, the norms."""
-    evidence = f"{chosen.filters.min_face_frames} face frames"
-    if chosen.evidence_unit == "seconds":
-        evidence = f"{chosen.min_evidence:g} s with a face = {evidence} at {evidence_rate(table):g} frames/s"
+    if chosen.signal.audio:
+        evidence = f"{chosen.min_evidence:g} s of sound"
+        unheard = (f"; no soundtrack to rank (no audio, audio failed, not analysed): {_ads(found.unheard)}, listed "
+                   "after them" if found.unheard else "")
+    else:
+        evidence = f"{chosen.filters.min_face_frames} face frames"
+        if chosen.evidence_unit == "seconds":
+            evidence = f"{chosen.min_evidence:g} s with a face = {evidence} at {evidence_rate(table):g} frames/s"
+        unheard = ""
     return (
-        f"Ranked by the {plain(chosen.filters.emotion)} rank score ({_ads(found.ranked)} with at least {evidence}); "
-        f"**too little evidence to rank: {_ads(found.thin)}** (listed after the ranked ones)"
-        + (f"; {found.failed:,} failed, listed last" if found.failed else "")
+        f"Ranked by the {plain(signal_label(chosen.filters.emotion))} rank score ({_ads(found.ranked)} with at "
+        f"least {evidence}); **too little evidence to rank: {_ads(found.thin)}** (listed after the ranked ones)"
+        + unheard + (f"; {found.failed:,} failed, listed last" if found.failed else "")
         + f". Percentiles and lifts are against {plain(_percentile_note(choice))}. Click a row to open the ad.")
 
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from emocore.audio.decode import AudioTrack, NoAudio
 from emocore.audio.frontend import (
-    HOP_SAMPLES, MEL_BANDS, MEL_MAX_HZ, MEL_MIN_HZ, PATCH_FRAMES, PATCH_HOP_FRAMES, SAMPLE_RATE, STFT_HOP_SECONDS,
+    HOP_SAMPLES, LOG_OFFSET, MEL_BANDS, MEL_MAX_HZ, MEL_MIN_HZ, PATCH_FRAMES, PATCH_HOP_FRAMES, SAMPLE_RATE, STFT_HOP_SECONDS,
     WINDOW_SAMPLES, LogMelPatches, log_mel_patches,
 )
 from emocore.audio.lanes import (
@@ -62,6 +62,10 @@ SPACES = ("log-odds", "probability")
 EPS = 1e-6
 #: What the prediction function returns, column by column: every lane, then every cue.
 OUTPUT_NAMES: tuple[str, ...] = (*LANE_NAMES, *CUE_NAMES)
+#: Spans of the window whose waveform min and max a figure draws (and the cache keeps: the samples are not).
+ENVELOPE_COLUMNS = 1024
+#: The log-mel of silence (the front end's log offset, ln 0.001): grey level 0 of a drawn spectrogram.
+SILENCE_LOG_MEL = math.log(LOG_OFFSET)
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,29 @@ def region_grid(frames: int, time_slices: int, mel_bands: int, start_s: float) -
                       start_s + frame_edges * STFT_HOP_SECONDS, band_hz, segments)
 
 
+def spectrogram_levels(spectrogram: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """A [frames, 64] log-mel as 256 grey levels (uint8, same shape), with the log-mel values of levels 0
+    and 255: silence (`SILENCE_LOG_MEL`) and the window's own maximum. What figures draw and the cache
+    keeps (a level spans (maximum − silence) / 255 of log-mel, under 0.05 for a full-scale window)."""
+    spec = np.asarray(spectrogram, np.float64)
+    low = SILENCE_LOG_MEL
+    high = max(float(spec.max()) if spec.size else low, low + 1e-6)
+    levels = np.round(255 * np.clip((spec - low) / (high - low), 0.0, 1.0)).astype(np.uint8)
+    return levels, (low, high)
+
+
+def waveform_envelope(waveform: np.ndarray, columns: int = ENVELOPE_COLUMNS) -> np.ndarray:
+    """[columns, 2] float16: the min and max of the samples in each of `columns` equal spans of the
+    waveform (column i starts at sample ⌊i·n / columns⌋; a span shorter than a sample holds the sample
+    at its start). A downsampled waveform, enough to draw it; zeros when there are no samples."""
+    samples = np.asarray(waveform, np.float32).reshape(-1)
+    if samples.size == 0:
+        return np.zeros((columns, 2), np.float16)
+    starts = (np.arange(columns, dtype=np.int64) * samples.size) // columns
+    return np.stack([np.minimum.reduceat(samples, starts), np.maximum.reduceat(samples, starts)],
+                    axis=1).astype(np.float16)
+
+
 def _check_names(lanes: Sequence[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(lanes))
     bad = [n for n in names if n not in OUTPUT_NAMES]
@@ -309,5 +336,5 @@ def explain_audio_moment(
     )
 
 
-__all__ = ["EPS", "METHODS", "OUTPUT_NAMES", "SPACES", "AudioAttribution", "AudioExplainParams", "AudioExplanation",
+__all__ = ["ENVELOPE_COLUMNS", "EPS", "METHODS", "SILENCE_LOG_MEL", "spectrogram_levels", "waveform_envelope", "OUTPUT_NAMES", "SPACES", "AudioAttribution", "AudioExplainParams", "AudioExplanation",
            "RegionGrid", "explain_audio_moment", "log_odds", "probability", "region_grid"]

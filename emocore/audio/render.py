@@ -8,18 +8,27 @@ sentences in ASCII, after a line saying when scores are log-odds. The spectrogra
 (time left to right, low mel bands at the bottom), so the tint stays readable; the waveform strip
 above spans the same time axis.
 
+A figure draws the spectrogram at 256 grey levels and the waveform from its min/max envelope
+(`emocore.audio.explain.spectrogram_levels`, `waveform_envelope`): exactly what the cache keeps of
+an explained second, so a stored explanation (`emocore.store.StoredAudioExplanation`) draws the
+same bytes as the fresh one it was stored from.
+
     figure = audio_explanation_figure(found, "laughter")      # both methods, one above the other
+    figure = audio_explanation_figure(store.audio_explanation(key, 3), "laughter")   # the same, stored
     save_png("laugh.png", figure)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from emocore.audio.explain import AudioExplanation, probability
+from emocore.audio.explain import (
+    AudioExplanation, probability, region_grid, spectrogram_levels, waveform_envelope,
+)
 from emocore.render import (  # one look for every explanation figure: the face overlays' page and type
     _BACKGROUND,
     _legend,
@@ -29,7 +38,8 @@ from emocore.render import (  # one look for every explanation figure: the face 
     overlay,
     save_png,
 )
-from emocore.trust import ascii_text, describe, method_name
+from emocore.store import StoredAudioExplanation
+from emocore.trust import TrustFigures, ascii_text, describe, method_name
 
 #: Width of the figure in pixels when none is asked for.
 WIDTH = 640
@@ -39,17 +49,19 @@ WAVEFORM_HEIGHT = 64
 _WAVE = (60, 60, 60)
 
 
+def levels_image(levels: np.ndarray, width: int, height: int = SPECTROGRAM_HEIGHT) -> np.ndarray:
+    """[height, width, 3] grey picture of [frames, 64] grey levels: time → x, low bands at the bottom."""
+    picture = np.ascontiguousarray(np.asarray(levels, np.uint8).T[::-1])  # [64, frames], high bands on top
+    picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.repeat(picture[..., None], 3, axis=2)
+
+
 def spectrogram_image(spectrogram: np.ndarray, width: int, height: int = SPECTROGRAM_HEIGHT) -> np.ndarray:
     """[height, width, 3] grey picture of a [frames, 64] log-mel: time → x, low bands at the bottom.
 
     Grey levels span the log offset's floor (ln 0.001, silence) to the spectrogram's own maximum.
     """
-    spec = np.asarray(spectrogram, np.float64)
-    low, high = np.log(0.001), max(float(spec.max()), np.log(0.001) + 1e-6)
-    grey = np.clip((spec - low) / (high - low), 0.0, 1.0)
-    picture = np.round(255 * grey.T[::-1]).astype(np.uint8)  # [64, frames], high bands on top
-    picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_NEAREST)
-    return np.repeat(picture[..., None], 3, axis=2)
+    return levels_image(spectrogram_levels(spectrogram)[0], width, height)
 
 
 def segments_image(segments: np.ndarray, width: int, height: int = SPECTROGRAM_HEIGHT) -> np.ndarray:
@@ -58,52 +70,92 @@ def segments_image(segments: np.ndarray, width: int, height: int = SPECTROGRAM_H
     return cv2.resize(shown, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def waveform_image(waveform: np.ndarray, width: int, height: int = WAVEFORM_HEIGHT) -> np.ndarray:
-    """[height, width, 3]: the waveform's min–max envelope per pixel column, full scale = the strip's height."""
+def envelope_image(envelope: np.ndarray, width: int, height: int = WAVEFORM_HEIGHT) -> np.ndarray:
+    """[height, width, 3]: a waveform's [columns, 2] min–max envelope (`waveform_envelope`) drawn one
+    vertical line per pixel column, full scale = the strip's height."""
     out = np.full((height, width, 3), _BACKGROUND, np.uint8)
-    samples = np.asarray(waveform, np.float64)
     middle = height // 2
     cv2.line(out, (0, middle), (width - 1, middle), (200, 200, 200), 1)
-    if samples.size == 0:
+    pairs = np.asarray(envelope, np.float64).reshape(-1, 2)
+    if pairs.size == 0:
         return out
-    columns = np.array_split(samples, width) if samples.size >= width else [samples[[i * samples.size // width]]
-                                                                             for i in range(width)]
-    for x, chunk in enumerate(columns):
-        if chunk.size:
-            top = int(round(middle - np.clip(chunk.max(), -1, 1) * (middle - 1)))
-            bottom = int(round(middle - np.clip(chunk.min(), -1, 1) * (middle - 1)))
-            cv2.line(out, (x, top), (x, bottom), _WAVE, 1)
+    starts = (np.arange(width, dtype=np.int64) * pairs.shape[0]) // width
+    lows = np.minimum.reduceat(pairs[:, 0], starts)
+    highs = np.maximum.reduceat(pairs[:, 1], starts)
+    for x in range(width):
+        top = int(round(middle - np.clip(highs[x], -1, 1) * (middle - 1)))
+        bottom = int(round(middle - np.clip(lows[x], -1, 1) * (middle - 1)))
+        cv2.line(out, (x, top), (x, bottom), _WAVE, 1)
     return out
 
 
-def audio_explanation_figure(explanation: AudioExplanation, lane: str, *, methods: Sequence[str] = ("lime", "shap"),
-                             width: int = WIDTH, opacity: float = 0.55) -> np.ndarray:
+def waveform_image(waveform: np.ndarray, width: int, height: int = WAVEFORM_HEIGHT) -> np.ndarray:
+    """[height, width, 3]: the waveform's min–max envelope per pixel column, full scale = the strip's height."""
+    return envelope_image(waveform_envelope(waveform), width, height)
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """What a figure draws of an explained second, fresh or stored alike."""
+
+    second: int
+    start_s: float
+    end_s: float
+    band_hz: np.ndarray
+    levels: np.ndarray
+    segments: np.ndarray
+    envelope: np.ndarray
+    space: str
+    weights: dict[tuple[str, str], tuple[np.ndarray, TrustFigures]]
+    held: tuple[str, ...]
+
+
+def _drawn(explanation: AudioExplanation | StoredAudioExplanation) -> _Drawn:
+    if isinstance(explanation, StoredAudioExplanation):
+        e = explanation
+        grid = region_grid(e.levels.shape[0], e.time_slices, e.mel_bands, e.start_s)
+        if not (np.array_equal(grid.frame_edges, e.frame_edges) and np.array_equal(grid.band_edges, e.band_edges)):
+            raise ValueError(f"the stored grid of second {e.second} is not a {e.time_slices} × {e.mel_bands} grid")
+        return _Drawn(e.second, e.start_s, e.end_s, e.band_hz, e.levels, grid.segments, e.envelope, e.space,
+                      {(a.emotion, a.method): (a.weights, a.trust) for a in e.attributions},
+                      tuple(f"{a.method} {a.emotion}" for a in e.attributions))
+    e = explanation
+    return _Drawn(e.second, e.start_s, e.end_s, e.grid.band_hz, spectrogram_levels(e.spectrogram)[0], e.grid.segments,
+                  waveform_envelope(e.waveform), e.params.space,
+                  {(a.lane, a.method): (a.weights, a.figures) for a in e.attributions},
+                  tuple(f"{a.method} {a.lane}" for a in e.attributions))
+
+
+def audio_explanation_figure(explanation: AudioExplanation | StoredAudioExplanation, lane: str, *,
+                             methods: Sequence[str] = ("lime", "shap"), width: int = WIDTH,
+                             opacity: float = 0.55) -> np.ndarray:
     """One RGB image: a title, the waveform, then per method the tinted spectrogram and its trust figures.
 
+    `explanation`: fresh (`AudioExplanation`) or stored (`StoredAudioExplanation`): the same bytes.
     Raises ValueError when the explanation holds none of `methods` for `lane`.
     """
-    found = [a for m in methods if (a := explanation.attribution(lane, m)) is not None]
+    drawn = _drawn(explanation)
+    found = [(m, drawn.weights[(lane, m)]) for m in methods if (lane, m) in drawn.weights]
     if not found:
-        held = sorted({f"{a.method} {a.lane}" for a in explanation.attributions}) or ["nothing"]
+        held = sorted(drawn.held) or ["nothing"]
         raise ValueError(f"no {' or '.join(methods) or 'method'} explanation of {lane!r} here "
                          f"(it holds: {', '.join(held)})")
     if width < 160:
         raise ValueError(f"width must be at least 160 px, got {width}")
-    grey = spectrogram_image(explanation.spectrogram, width)
-    regions = segments_image(explanation.grid.segments, width)
-    hz = explanation.grid.band_hz
-    title = (f"{lane} at {explanation.second}-{explanation.second + 1} s: window "
-             f"{explanation.start_s:.2f}-{explanation.end_s:.2f} s, mel bands {hz[0, 0]:.0f}-{hz[-1, 1]:.0f} Hz "
+    grey = levels_image(drawn.levels, width)
+    regions = segments_image(drawn.segments, width)
+    hz = drawn.band_hz
+    title = (f"{lane} at {drawn.second}-{drawn.second + 1} s: window "
+             f"{drawn.start_s:.2f}-{drawn.end_s:.2f} s, mel bands {hz[0, 0]:.0f}-{hz[-1, 1]:.0f} Hz "
              f"(low at the bottom)")
-    rows = [_text_block(_wrap([title], width), width), waveform_image(explanation.waveform, width)]
-    for a in found:
-        weights = np.asarray(a.weights, np.float64).reshape(-1)
-        rows.append(overlay(grey, regions, weights, opacity=opacity))
-        lines = [f"{method_name(a.method)}: {lane}"]
-        if explanation.params.space == "log-odds":
-            lines.append(f"scores are log-odds ln(p/(1-p)), 0 = even odds: {a.figures.score:.2f} is a probability "
-                         f"of {probability(a.figures.score):.2f}")
-        lines += [ascii_text(line) for line in describe(a.figures, (CAPTION_AREA,))]
+    rows = [_text_block(_wrap([title], width), width), envelope_image(drawn.envelope, width)]
+    for method, (weights, figures) in found:
+        rows.append(overlay(grey, regions, np.asarray(weights, np.float64).reshape(-1), opacity=opacity))
+        lines = [f"{method_name(method)}: {lane}"]
+        if drawn.space == "log-odds":
+            lines.append(f"scores are log-odds ln(p/(1-p)), 0 = even odds: {figures.score:.2f} is a probability "
+                         f"of {probability(figures.score):.2f}")
+        lines += [ascii_text(line) for line in describe(figures, (CAPTION_AREA,))]
         rows.append(_text_block(_wrap(lines, width), width))
     rows.append(_legend(width, ("raises the lane value", "lowers it")))
     spacer = np.full((6, width, 3), _BACKGROUND, np.uint8)
@@ -114,4 +166,5 @@ def audio_explanation_figure(explanation: AudioExplanation, lane: str, *, method
     return cv2.copyMakeBorder(figure, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=_BACKGROUND)
 
 
-__all__ = ["audio_explanation_figure", "save_png", "segments_image", "spectrogram_image", "waveform_image"]
+__all__ = ["audio_explanation_figure", "envelope_image", "levels_image", "save_png", "segments_image",
+           "spectrogram_image", "waveform_image"]

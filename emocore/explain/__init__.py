@@ -14,6 +14,18 @@ random regions, LIME–SHAP agreement beside each method's seed-to-seed stabilit
 beside its null and held-out R², samples, seed, time). Frames already explained with the same
 model and parameters are not redone, so an interrupted index resumes where it stopped; a corrupt
 stored one is reported and redone.
+
+The soundtrack's key moments are explained the same way (`explain_audio_ad`, run by `index` after
+the faces' key frames): for an ad whose lanes are stored, the peaks `keyframes.plan_audio_moments`
+picks (laughter, applause/cheering, funny, exciting: top 3 each at or above 0.5) are explained with
+LIME and SHAP over a time × mel-band grid of the log-mel around them
+(`emocore.audio.explain.explain_audio_moment`, the track decoded once per ad), each second stored
+in one transaction (`Store.write_audio_explanation`) unless stored already with the same audio
+model and `AudioExplainParams` (`audio_explain_hash`). `explain_audio_second` explains one second on
+demand.
+
+    explain_audio_ad(store, ad, video_path, audio_model, ExplainParams())   # the audio key moments
+    explain_audio_second(store, ad, video_path, audio_model, 4.2, "laughter", AudioExplainParams())
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +41,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emocore.errors import AdNotFound, CorruptExplanation, UnknownExplainer, VideoError
+from emocore.audio.decode import AudioTrack, NoAudio, decode_audio
+from emocore.audio.explain import (
+    OUTPUT_NAMES, AudioExplainParams, AudioExplanation, explain_audio_moment, spectrogram_levels, waveform_envelope,
+)
+from emocore.audio.frontend import log_mel_patches
+from emocore.audio.lanes import AudioLanes, describe_lanes
+from emocore.audio.yamnet import AudioModel
+from emocore.errors import AdNotFound, AudioError, CorruptExplanation, UnknownExplainer, VideoError
 from emocore.attribution import agreement, deletion_checks, segment
-from emocore.explain.keyframes import KeyFrameParams, plan_key_frames
+from emocore.explain.keyframes import AudioKeyParams, KeyFrameParams, plan_audio_moments, plan_key_frames
 from emocore.models.base import EmotionModel
-from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution
+from emocore.store import AdRow, FrameExplanation, Store, StoredAttribution, StoredAudioExplanation
 from emocore.registry import EXPLAINERS
 from emocore.trust import Deletion, TrustFigures
 from emocore.video import open_video
@@ -55,6 +75,10 @@ class ExplainParams:
     seed: int = 0
     batch: int = 64
     keyframes: KeyFrameParams = field(default_factory=KeyFrameParams)
+    audio: AudioExplainParams = field(default_factory=AudioExplainParams)
+    """How the soundtrack's key moments are explained (regions, samples, seed: its own defaults)."""
+    audio_keys: AudioKeyParams = field(default_factory=AudioKeyParams)
+    """Which seconds of the soundtrack are its key moments."""
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in EXPLAINERS]
@@ -83,7 +107,8 @@ class ExplainParams:
 def explain_hash(model: EmotionModel, params: ExplainParams) -> str:
     """Identity of an explanation: model and method parameters (not which frames were chosen)."""
     described = {"model": model.describe(), **asdict(params)}
-    described.pop("keyframes")
+    for name in ("keyframes", "audio", "audio_keys"):  # which frames, and the soundtrack's own explanations
+        described.pop(name)
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -224,7 +249,9 @@ def explain_moment(
 ) -> FrameExplanation:
     """Explain the sampled frame nearest to `at_s` for one emotion (computed unless already stored)."""
     if emotion not in ad.labels:
-        raise ValueError(f"unknown emotion {emotion!r}; this model's emotions: {', '.join(ad.labels)}")
+        what = ("the loudness is a measured level (dBFS), not a model's score: nothing to explain"
+                if emotion == "loudness" else f"unknown emotion {emotion!r}")
+        raise ValueError(f"{what}; face emotions: {', '.join(ad.labels)}; audio signals: {', '.join(OUTPUT_NAMES)}")
     timeline = store.timeline(ad.key)
     if not len(timeline.times):
         raise ValueError(f"ad {ad.name} has no scored frames")
@@ -236,3 +263,146 @@ def explain_moment(
         raise ValueError(f"no face at {timeline.times[index]:.1f} s in {ad.name}, nothing to explain{hint}")
     explain_ad(store, ad, video_path, model, params, plan={index: (emotion,)})
     return store.explanation(ad.key, index, explain_hash(model, params))
+
+
+# --- the soundtrack --------------------------------------------------------------------------------
+
+
+def audio_explain_hash(audio_model: AudioModel, params: AudioExplainParams) -> str:
+    """Identity of a soundtrack explanation: the audio model, the lane definitions and the method
+    parameters (not which seconds were chosen)."""
+    described = {"audio_model": audio_model.describe(), "lanes": describe_lanes(), **asdict(params)}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stored_audio(key: str, digest: str, found: AudioExplanation, described: dict[str, object]) -> StoredAudioExplanation:
+    """What the cache keeps of a fresh explanation (`described`: its parameters and model, as stored)."""
+    levels, level_range = spectrogram_levels(found.spectrogram)
+    return StoredAudioExplanation(
+        ad_key=key, second=found.second, explain_hash=digest, patches=found.patches, start_s=found.start_s,
+        frame_edges=found.grid.frame_edges, band_edges=found.grid.band_edges, time_edges_s=found.grid.time_edges_s,
+        band_hz=found.grid.band_hz, levels=levels, level_range=level_range, envelope=waveform_envelope(found.waveform),
+        waveform_start_s=found.waveform_start_s,
+        waveform_end_s=found.waveform_start_s + found.waveform.size / found.sample_rate,
+        loudness_dbfs=found.loudness_dbfs, params=described,
+        attributions=tuple(StoredAttribution(a.lane, a.method, np.asarray(a.weights, np.float64).reshape(-1),
+                                             a.figures.to_dict()) for a in found.attributions),
+    )
+
+
+def _missing_seconds(store: Store, key: str, digest: str, plan: dict[int, tuple[str, ...]],
+                     methods: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
+    """The planned (second, signals) not yet stored; a corrupt stored one counts as missing (and a
+    second is rewritten whole: what it held is kept and the missing signals added)."""
+    needed = {}
+    for second, signals in plan.items():
+        try:
+            done = store.audio_explanation(key, second, digest)
+        except AdNotFound:
+            needed[second] = signals
+            continue
+        except CorruptExplanation as exc:
+            log.warning("%s; recomputing it", exc)
+            needed[second] = signals
+            continue
+        have = {(a.emotion, a.method) for a in done.attributions}
+        if any((s, m) not in have for s in signals for m in methods):
+            needed[second] = tuple(dict.fromkeys((*done.signals, *signals)))
+    return needed
+
+
+def _stored_lanes(store: Store, ad: AdRow) -> AudioLanes:
+    """The ad's stored lanes, or AudioError saying why there are none."""
+    found = store.audio(ad.key)
+    if isinstance(found, AudioLanes):
+        return found
+    if found is None:
+        raise AudioError(f"the audio of {ad.name} was not analysed: index without --no-audio")
+    if isinstance(found, NoAudio):
+        raise AudioError(f"{ad.name} has no audio track")
+    raise AudioError(f"the audio analysis of {ad.name} failed: {found.reason}")
+
+
+def explain_audio_seconds(
+    store: Store,
+    ad: AdRow,
+    video_path: Path,
+    audio_model: AudioModel,
+    params: AudioExplainParams,
+    plan: dict[int, tuple[str, ...]],
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_moment: Callable[[], None] | None = None,
+) -> int:
+    """Explain the seconds of `plan` (second → signals) that the store does not hold yet, each
+    stored in one transaction; the track is decoded (and its log-mel computed) once. Returns the
+    number of seconds explained. Raises AudioError when the ad has no stored lanes."""
+    lanes = _stored_lanes(store, ad)
+    digest = audio_explain_hash(audio_model, params)
+    needed = _missing_seconds(store, ad.key, digest, plan, params.methods)
+    if not needed:
+        return 0
+    if on_start:
+        on_start(len(needed))
+    track = decode_audio(video_path)
+    if not isinstance(track, AudioTrack):
+        raise AudioError(f"{video_path.name} no longer has the audio track it was indexed with")
+    spec = log_mel_patches(track.samples)
+    described = {"audio_model": audio_model.describe(), **asdict(params)}
+    done = 0
+    for second, signals in needed.items():
+        found = explain_audio_moment(track, audio_model, float(second), signals, params, indexed=lanes, spec=spec)
+        store.write_audio_explanation(stored_audio(ad.key, digest, found, described))
+        done += 1
+        if on_moment:
+            on_moment()
+    return done
+
+
+def explain_audio_ad(
+    store: Store,
+    ad: AdRow,
+    video_path: Path,
+    audio_model: AudioModel,
+    params: ExplainParams,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_moment: Callable[[], None] | None = None,
+) -> int:
+    """Explain the soundtrack's key moments (`params.audio_keys`, with `params.audio`) that the store
+    does not hold yet. An ad without stored lanes (no audio track, not analysed, failed) has none: 0."""
+    if ad.status != "ok":
+        return 0
+    lanes = store.audio(ad.key)
+    if not isinstance(lanes, AudioLanes):
+        return 0
+    plan = plan_audio_moments(lanes, params.audio_keys)
+    if not plan:
+        return 0
+    return explain_audio_seconds(store, ad, video_path, audio_model, params.audio, plan, on_start=on_start,
+                                 on_moment=on_moment)
+
+
+def explain_audio_second(
+    store: Store,
+    ad: AdRow,
+    video_path: Path,
+    audio_model: AudioModel,
+    at_s: float,
+    signal: str,
+    params: AudioExplainParams,
+) -> StoredAudioExplanation:
+    """Explain the soundtrack second holding `at_s` for one lane or cue (computed unless already
+    stored), as stored. AudioError when the ad has no analysed soundtrack or no sound there;
+    ValueError for an unknown signal (the message lists face emotions and audio signals)."""
+    if signal not in OUTPUT_NAMES:
+        raise ValueError(f"unknown audio signal {signal!r}; face emotions: {', '.join(ad.labels)}; "
+                         f"audio signals: {', '.join(OUTPUT_NAMES)}")
+    lanes = _stored_lanes(store, ad)
+    second = math.floor(at_s)
+    if not 0 <= second < lanes.seconds or math.isnan(float(lanes.column(signal)[second])):
+        with_sound = np.flatnonzero(~np.isnan(lanes.values[:, 0])) if lanes.seconds else np.zeros(0, int)
+        span = f"; it has sound in {int(with_sound[0])}–{int(with_sound[-1]) + 1} s" if with_sound.size else ""
+        raise AudioError(f"no sound at {at_s:g} s in {ad.name}{span}")
+    explain_audio_seconds(store, ad, video_path, audio_model, params, {second: (signal,)})
+    return store.audio_explanation(ad.key, second, audio_explain_hash(audio_model, params))

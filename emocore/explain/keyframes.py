@@ -8,6 +8,13 @@ are taken, at most `top_moments`, and a peak closer than `min_gap_s` to a higher
 is skipped. Within each moment (± half the smoothing window) the frame with the highest raw score
 is the one explained: the smoothed signal finds the moment, the frame shows it. The result maps
 frame index → the emotions to explain there, so a frame that peaks for two emotions is perturbed once.
+
+The soundtrack's key moments (`plan_audio_moments`) are chosen the same way over its per-second
+lanes: for each signal of `AudioKeyParams.signals` (laughter, applause/cheering and the cues funny
+and exciting), `AudioLanes.peaks` gives its highest seconds at or above `floor` (0.5, the level
+the share-of-time figures count as "above": more likely there than not), at most `top_moments`,
+`min_gap_s` apart. The result maps second → the signals peaking there, so a second that peaks for
+laughter and funny (a cue made of laughter alone) is perturbed once.
 """
 
 from __future__ import annotations
@@ -17,7 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emocore.audio.lanes import CUE_NAMES, LANE_NAMES, SHARE_THRESHOLD, AudioLanes
 from emocore.scoring import Peak, ScoringParams, find_moments
+
+#: The soundtrack signals whose peaks are an ad's audio key moments.
+AUDIO_KEY_SIGNALS: tuple[str, ...] = ("laughter", "applause", "funny", "exciting")
 
 
 @dataclass(frozen=True)
@@ -83,3 +94,34 @@ def plan_key_frames(
         for index in picked:
             plan.setdefault(index, []).append(emotion)
     return {index: tuple(plan[index]) for index in sorted(plan)}
+
+
+@dataclass(frozen=True)
+class AudioKeyParams:
+    """Which seconds of a soundtrack `index` explains: each signal's highest peaks."""
+
+    signals: tuple[str, ...] = AUDIO_KEY_SIGNALS
+    """Lanes or cues (`emocore.audio.lanes`; not the loudness, which is dBFS, not a probability)."""
+    top_moments: int = 3
+    """Peaks per signal (the highest ones)."""
+    floor: float = SHARE_THRESHOLD
+    """A second below this value (a probability) is not a peak worth explaining."""
+    min_gap_s: int = 2
+    """A peak closer than this to a higher one of the same signal is skipped (seconds)."""
+
+    def __post_init__(self) -> None:
+        explainable = (*LANE_NAMES, *CUE_NAMES)
+        bad = [s for s in self.signals if s not in explainable]
+        if bad:
+            raise ValueError(f"cannot explain the audio signal {bad[0]!r}; use {', '.join(explainable)}")
+        if self.top_moments < 0 or self.min_gap_s < 1:
+            raise ValueError("top_moments must be ≥ 0 and min_gap_s ≥ 1")
+
+
+def plan_audio_moments(lanes: AudioLanes, params: AudioKeyParams) -> dict[int, tuple[str, ...]]:
+    """Second → the signals to explain there (each signal's highest peaks, `AudioLanes.peaks`), by second."""
+    plan: dict[int, list[str]] = {}
+    for signal in params.signals:
+        for second in lanes.peaks(signal, k=params.top_moments, min_value=params.floor, min_gap_s=params.min_gap_s):
+            plan.setdefault(second, []).append(signal)
+    return {second: tuple(plan[second]) for second in sorted(plan)}

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
+import torch
 
 from emocore.errors import UnknownModel
 
@@ -74,6 +75,8 @@ class EmotionModel(ABC):
 
     NAME: ClassVar[str] = ""
     """The name the backend is registered under in `emocore.registry.MODELS` ("fer")."""
+    DEVICES: ClassVar[tuple[str, ...]] = ("cpu",)
+    """Device types the backend runs on; one that lists more takes a `device` option (a torch.device)."""
     name: str = _RegisteredName()  # type: ignore[assignment]
     """The model's name in descriptions and cache keys: its class's `NAME`, unless a subclass or an
     instance sets its own (a wrapper taking its inner model's name)."""
@@ -121,6 +124,11 @@ class EmotionModel(ABC):
             return self.predict([cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) for img in images])
 
         return ExplainInput(small, predict, (0, 0, w, h))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs (never part of `describe()`: results agree across devices)."""
+        return torch.device("cpu")
 
     @property
     def spec(self) -> str:

@@ -65,6 +65,7 @@ class ClipModel(EmotionModel):
     """Zero-shot CLIP over the given emotion words: a distribution over those words per frame."""
 
     NAME = "clip"
+    DEVICES = ("cpu", "cuda")
 
     def __init__(
         self,
@@ -170,6 +171,10 @@ class ClipModel(EmotionModel):
             return self.predict(list(np.ascontiguousarray(rgb)))
 
         return ExplainInput(image, predict, region)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "prompts": list(self.prompts)}

