@@ -11,7 +11,8 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -401,11 +402,10 @@ def explain(
     A soundtrack lane or cue (--emotion laughter) explains the second holding --at over its
     spectrogram (time slices x mel bands), drawn with the waveform."""
     from emocore import usecases
-    from emocore.audio.explain import OUTPUT_NAMES
-    from emocore.trust import describe
 
-    if emotion in OUTPUT_NAMES:
-        _explain_audio(ctx, ad, at, emotion, method, cache, samples, seed, out_path)
+    signal = usecases.soundtrack_signal(cache, ad, emotion)
+    if signal is not None:
+        _explain_audio(ctx, ad, at, signal, method, cache, samples, seed, out_path)
         return
     try:
         params = _explain_params(method, samples, seed)
@@ -416,15 +416,23 @@ def explain(
     except (EmocoreError, ValueError) as exc:
         _fail(ctx, exc)
     out.print(f"{escape(moment.ad.name)} at {moment.time_s:.2f} s, {escape(emotion)}:")
-    shown: set[str] = set()  # the agreement line is the same for both methods: print it once
-    for a in moment.attributions:
+    _print_trust(moment.attributions)
+    out.print(f"overlay written to {moment.overlay_path}")
+
+
+def _print_trust(attributions: Sequence[Any]) -> None:
+    """Each method's trust figures, with the shared formatter; a line both methods share (the
+    agreement) is printed once."""
+    from emocore.trust import describe
+
+    shown: set[str] = set()
+    for a in attributions:
         first, *rest = describe(a.trust)
         out.print(f"  {a.method}: {escape(first)}", soft_wrap=True)
         for line in rest:
             if line not in shown:
                 out.print(f"    {escape(line)}", soft_wrap=True)
             shown.add(line)
-    out.print(f"overlay written to {moment.overlay_path}")
 
 
 def _explain_audio(ctx: typer.Context, ad: str, at: float, signal: str, method: str, cache: Path,
@@ -432,7 +440,6 @@ def _explain_audio(ctx: typer.Context, ad: str, at: float, signal: str, method: 
     """`explain --emotion laughter`: one soundtrack second, its figure and its trust figures."""
     from emocore import usecases
     from emocore.audio.explain import probability
-    from emocore.trust import describe
 
     try:
         params = _audio_explain_params(method, samples, seed)
@@ -449,14 +456,7 @@ def _explain_audio(ctx: typer.Context, ad: str, at: float, signal: str, method: 
         score = moment.attributions[0].trust.score
         out.print(f"  scores are log-odds ln(p/(1−p)), 0 = even odds: {score:.2f} is a probability of "
                   f"{probability(score):.2f}", soft_wrap=True)
-    shown: set[str] = set()  # the agreement line is the same for both methods: print it once
-    for a in moment.attributions:
-        first, *rest = describe(a.trust)
-        out.print(f"  {a.method}: {escape(first)}", soft_wrap=True)
-        for line in rest:
-            if line not in shown:
-                out.print(f"    {escape(line)}", soft_wrap=True)
-            shown.add(line)
+    _print_trust(moment.attributions)
     out.print(f"figure written to {moment.figure_path}")
 
 

@@ -7,6 +7,8 @@ and lets `streamlit.testing` switch to a page by its file. Pages parse widgets a
 Streamlit puts only `dashboard/` on sys.path (so the pages import `loaders` and `widgets` by name);
 `emocore` is imported from the installed package (`pip install -e .`). The dashboard reads the
 cache; it never indexes, and loads a model only when a user asks for a new explanation on the Ad page.
+With `-- --read-only` (a dashboard shared with a team) it never loads a model: the buttons that compute
+are hidden, and the sidebar says so.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ st.set_page_config(page_title="emocore: emotions in video ads", page_icon=":mate
 if importlib.util.find_spec("emocore") is None:
     st.error("emocore is not installed in this Python: run `pip install -e .` in the project's folder.")
     st.stop()
+from widgets import read_only  # noqa: E402  (after the check above: widgets imports emocore)
+
 page = st.navigation([
     st.Page("views/library.py", title="Library", icon=":material/video_library:", default=True),
     st.Page("views/ad.py", title="Ad", icon=":material/movie:", url_path="ad"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("views/versions.py", title="Versions", icon=":material/difference:", url_path="versions"),
 ])
+if read_only():
+    st.sidebar.info("Read-only: this dashboard shows what the cache holds; explanations are computed with "
+                    "`python cli.py explain`, not here.", icon=":material/lock:")
 page.run()

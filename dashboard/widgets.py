@@ -4,8 +4,10 @@ plus the small helpers every page uses (link parameters, Markdown escaping, the 
 from __future__ import annotations
 
 import hashlib
+import argparse
 import re
 import shlex
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +200,7 @@ def empty_cache_note(root: Path) -> None:
 #: Every page's link parameters: a page drops the other pages' ones silently (they follow a page switch).
 PAGE_PARAMS = {
     "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page", "evidence", "per", "norms"},
-    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms", "audio"},
+    "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms", "audio", "signals"},
     "compare": {"ads", "emotion", "align", "profile", "norms"},
     "versions": {"ads", "emotion", "q", "norms"},
 }
@@ -235,3 +237,39 @@ def explain_command(path: str, t: float, emotion: str, root: Path) -> str:
 def plain(text: str) -> str:
     """Text safe to put in Markdown: every Markdown/HTML character escaped, shown as typed."""
     return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$&" else c for c in str(text))
+
+
+#: The words a missing value reads as, with what each means (the tooltip of the column or metric showing it).
+MISSING = {
+    "no face": "The face model found no face in the ad's sampled frames: no face emotion to measure",
+    "no audio": "The file has no audio track",
+    "not analysed": "Not measured: the soundtrack was not read (indexed with --no-audio), or the ad failed",
+    "too little evidence": "Too few face frames (or seconds of sound) to rank it or name a dominant emotion",
+    "failed": "Indexing failed: the reason is in the failure column",
+}
+
+
+def missing(value: object, words: str = "—") -> str:
+    """A value for display: `words` where it is missing (None, NaN, NaT, ""), else the value as text."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return words
+    return str(value)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """ "1 shot", "2 shots" (`nouns` for irregular plurals)."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def read_only() -> bool:
+    """Whether the dashboard serves read-only: `streamlit run dashboard/main.py -- --read-only` hides every
+    button that computes (explanations on demand); what the cache holds is shown as usual."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--read-only", action="store_true")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return bool(known.read_only)
+
+
+def read_only_note(what: str) -> None:
+    """Where a computing button would be: why it is not there."""
+    st.caption(f"Read-only dashboard: {what} can be computed with the command above, not here.")

@@ -41,12 +41,13 @@ from typing import Any
 
 from emocore.errors import AdNotFound, EmocoreError, EngineUnavailable
 from emocore.models import EmotionModel, load_model
-from emocore.store import DB_NAME, AdRow, ExplainedFrame, FileRow, Store, audio_values
+from emocore.store import DB_NAME, AdRow, ExplainedFrame, FileRow, Store, audio_values, preview_path
 
 log = logging.getLogger("emocore")
 
 #: Every public method of `Store` that writes: a proxy records these, the writer applies them.
-WRITE_METHODS = ("write_ad", "write_audio", "write_explanation", "write_audio_explanation", "record_file")
+WRITE_METHODS = ("write_ad", "write_audio", "write_explanation", "write_audio_explanation", "record_file",
+                 "write_preview")
 
 #: The Ray release this code is tested with (requirements.txt pins the same).
 RAY_VERSION = "2.60.0"
@@ -204,6 +205,10 @@ class StoreProxy:
         self.calls.append(WriteCall("record_file", (path,), dict(facts)))
         self._scratch.record_file(path, **facts)
 
+    def write_preview(self, content_hash: str, data: bytes) -> None:
+        """Recorded only: the writer stores the proxy (`Store.write_preview`); `preview` reads the cache."""
+        self.calls.append(WriteCall("write_preview", (content_hash, data)))
+
     # -- reads ---------------------------------------------------------------------------------
 
     def _read(self, key: str) -> Store | None:
@@ -288,6 +293,11 @@ class StoreProxy:
 
     def key_frame_path(self, key: str, index: int) -> Path:
         return self.root / "thumbs" / key / f"key_{index:05d}.jpg"
+
+    def preview(self, content_hash: str) -> Path | None:
+        """The proxy already in the cache (this video's own, recorded, is not there yet)."""
+        path = preview_path(self.root, content_hash)
+        return path if path.is_file() else None
 
     def __getattr__(self, name: str) -> Any:
         """Any other read: of an ad this video wrote, from the scratch cache; otherwise from the cache as

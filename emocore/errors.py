@@ -97,3 +97,7 @@ class EngineUnavailable(EmocoreError):
 
 class DeviceUnavailable(EmocoreError):
     """The device asked for (`--device cuda`) is not usable here: no CUDA GPU that PyTorch can see."""
+
+
+class PreviewError(EmocoreError):
+    """A browser preview (an H.264/AAC proxy of an ad) could not be encoded; the ad itself stands."""

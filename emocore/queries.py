@@ -273,6 +273,25 @@ def details(store: Store, table: pd.DataFrame, columns: Sequence[str] = LIBRARY_
     return out
 
 
+@dataclass(frozen=True)
+class RankOrder:
+    """`rank`'s order as positions into the table, without copying it (the library pages through it)."""
+
+    order: np.ndarray
+    """Positions (`iloc`) of the table's rows, in rank order."""
+    standing: np.ndarray
+    """Each ordered row's standing (`STANDINGS`)."""
+    ranked: int
+    """How many rows are ranked: the first `ranked` of the order, ranks 1 to `ranked`."""
+    signal: Signal
+
+    @property
+    def rank(self) -> np.ndarray:
+        """Each ordered row's rank (1, 2, …; NaN for the unranked)."""
+        places = np.arange(1, len(self.order) + 1, dtype=np.float64)
+        return np.where(places <= self.ranked, places, np.nan)
+
+
 def rank(table: pd.DataFrame, emotion: str, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
          descending: bool = True, min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS) -> pd.DataFrame:
     """THE ordering of a library table for one emotion: ads with at least `min_face_frames` face
@@ -286,6 +305,20 @@ def rank(table: pd.DataFrame, emotion: str, *, min_face_frames: int = DEFAULT_MI
     ranked; ties: more seconds first), then the ads with too little sound ("too little evidence"),
     then those with "no audio", then "audio failed", then "not analysed" (each in the table's order),
     then the failed ones."""
+    found = rank_order(table, emotion, min_face_frames=min_face_frames, descending=descending,
+                       min_audio_seconds=min_audio_seconds)
+    out = table.iloc[found.order].reset_index(drop=True)
+    extra = pd.DataFrame({
+        "standing": found.standing,
+        "rank": pd.array(list(range(1, found.ranked + 1)) + [None] * (len(out) - found.ranked), dtype="Int64"),
+    })
+    return pd.concat([out.drop(columns=[c for c in ("standing", "rank") if c in out.columns]), extra], axis=1)
+
+
+def rank_order(table: pd.DataFrame, emotion: str, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
+               descending: bool = True, min_audio_seconds: float = DEFAULT_MIN_AUDIO_SECONDS) -> RankOrder:
+    """`rank`'s order (the same rules, the same errors) as positions into `table`: reads the few
+    columns ranking needs and copies no row."""
     signal = resolve_signal(table, emotion)
     if min_face_frames < 1:
         raise ValueError(f"the minimum evidence must be at least 1 face frame, got {min_face_frames}")
@@ -310,14 +343,8 @@ def rank(table: pd.DataFrame, emotion: str, *, min_face_frames: int = DEFAULT_MI
     best_first = np.where(np.isnan(score), np.inf, -score)
     signed = np.where(group == 0, best_first if descending else np.where(np.isnan(score), np.inf, score), best_first)
     order = np.lexsort((-n, signed, group))  # stable: equal keys keep the table's order
-    out = table.iloc[order].reset_index(drop=True)
     groups = group[order]
-    count = int((groups == 0).sum())
-    extra = pd.DataFrame({
-        "standing": labels[groups],
-        "rank": pd.array(list(range(1, count + 1)) + [None] * (len(out) - count), dtype="Int64"),
-    })
-    return pd.concat([out.drop(columns=[c for c in ("standing", "rank") if c in out.columns]), extra], axis=1)
+    return RankOrder(order, labels[groups], int((groups == 0).sum()), signal)
 
 
 @dataclass(frozen=True)

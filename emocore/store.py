@@ -6,6 +6,10 @@ Layout of a cache folder:
                                   schema version
     thumbs/<ad key>/NNNNN.jpg     one small JPEG per sampled frame
     thumbs/<ad key>/key_NNNNN.jpg the full-size frame of each explained moment
+    thumbs/<ad key>/cover.jpg     the ad's cover: a copy of the thumbnail of frame `ads.cover_idx`
+                                  (emocore.preview.choose_cover: never a blank frame when there is another)
+    previews/<content hash>.mp4   the browser proxy of a file browsers cannot play as it is (H.264/AAC,
+                                  ≤ 720p: emocore.preview), one per file content, written atomically
 
 Contract:
 - Versioned: `meta.schema_version`; a cache from another emocore schema (older or newer) is
@@ -72,6 +76,9 @@ from emocore.trust import TrustFigures
 SCHEMA_VERSION = 3
 DB_NAME = "emocore.sqlite"
 THUMBS = "thumbs"
+PREVIEWS = "previews"
+#: The file name of an ad's cover in its thumbnail folder.
+COVER = "cover.jpg"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,7 +110,8 @@ CREATE TABLE IF NOT EXISTS ads (
     audio_error TEXT,
     audio_seconds REAL NOT NULL DEFAULT 0,
     audio_figures BLOB,
-    audio_model TEXT
+    audio_model TEXT,
+    cover_idx INTEGER
 );
 CREATE INDEX IF NOT EXISTS ads_content ON ads (content_hash);
 CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
@@ -213,6 +221,16 @@ def key_frame_path(root: Path | str, key: str, index: int) -> Path:
     return Path(root) / THUMBS / key / f"key_{index:05d}.jpg"
 
 
+def cover_path(root: Path | str, key: str) -> Path:
+    """Where an ad's cover (a copy of its chosen frame's thumbnail) lives in a cache folder."""
+    return Path(root) / THUMBS / key / COVER
+
+
+def preview_path(root: Path | str, content_hash: str) -> Path:
+    """Where the browser proxy of a file's content lives in a cache folder (whether or not it exists)."""
+    return Path(root) / PREVIEWS / f"{content_hash}.mp4"
+
+
 def _insert(table: str, columns: Sequence[str], *, replace: bool = False) -> str:
     """An INSERT with its column list and one named placeholder per column: rows are dicts keyed by
     column name, so a value can never land in another column."""
@@ -240,7 +258,7 @@ ADS_INSERT_COLUMNS = (
     "key", "content_hash", "params_hash", "params", "name", "path", "size_bytes", "status", "error", "model",
     "model_version", "labels", "duration_s", "fps", "width", "height", "rotation", "codec", "has_audio", "frames",
     "face_coverage", "face_frames", "face_seconds", "dominant_raw", "figures", "decode_errors", "indexed_at",
-    "elapsed_s", *ADS_AUDIO_COLUMNS,
+    "elapsed_s", *ADS_AUDIO_COLUMNS, "cover_idx",
 )
 
 #: The per-emotion figures packed in `ads.figures`, in this order (float64, NaN for none).
@@ -312,6 +330,7 @@ def ads_values(ad: "NewAd", indexed_at: float) -> dict[str, object]:
         "face_frames": ad.face_frames, "face_seconds": ad.face_seconds, "dominant_raw": ad.dominant_raw,
         "figures": pack_figures(ad.labels, ad.emotions), "decode_errors": ad.decode_errors,
         "indexed_at": indexed_at, "elapsed_s": ad.elapsed_s, **audio_values(ad.audio, ad.audio_model),
+        "cover_idx": ad.cover_idx,
     }
 
 
@@ -377,6 +396,9 @@ class AdRow:
     """Seconds of the soundtrack with sound: the evidence behind its per-ad figures."""
     audio_model: str | None = None
     """What read the soundtrack (`emocore.indexer.audio_spec`); None when not analysed."""
+    cover_idx: int | None = None
+    """The sampled frame the ad is shown by (`cover_path`; `emocore.preview.choose_cover`); None: not
+    chosen (a failed ad), the first frame stands in."""
 
     @property
     def dominant(self) -> str | None:
@@ -440,6 +462,8 @@ class NewAd:
     """The soundtrack: lanes, `NoAudio`, `AudioFailed`, or None (not analysed)."""
     audio_model: str | None = None
     """What read the soundtrack (the audio model and the lane definitions), when `audio` is not None."""
+    cover_idx: int | None = None
+    """The sampled frame the ad is shown by; its thumbnail is copied to the cover (`cover_path`)."""
 
 
 @dataclass(frozen=True)
@@ -587,6 +611,23 @@ class ExplainedFrame(NamedTuple):
 
 
 @dataclass(frozen=True)
+class DiskUsage:
+    """What a cache takes on disk, in bytes (`Store.disk_usage`)."""
+
+    database: int
+    """The SQLite database and its WAL."""
+    thumbnails: int
+    """Thumbnails, covers and key frames."""
+    previews: int
+    """Browser proxies of the files browsers cannot play."""
+    preview_files: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.database + self.thumbnails + self.previews
+
+
+@dataclass(frozen=True)
 class FileRow:
     path: str
     size_bytes: int | None
@@ -649,6 +690,7 @@ class Store:
 
     def _clean_temporaries(self) -> None:
         clean_temporaries(self.root / THUMBS)
+        clean_temporaries(self.root / PREVIEWS)
 
     def close(self) -> None:
         self._db.close()
@@ -672,7 +714,7 @@ class Store:
     def write_ad(self, ad: NewAd, thumbnails: dict[int, bytes] | None = None) -> None:
         """Write one ad atomically, replacing any earlier version under the same key."""
         if thumbnails:
-            self._write_thumbnails(ad.key, thumbnails)
+            self._write_thumbnails(ad.key, thumbnails, ad.cover_idx)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for table, column in (("frames", "ad_key"), ("shots", "ad_key"), ("emotions", "ad_key"),
@@ -717,10 +759,36 @@ class Store:
             if isinstance(audio, AudioLanes):
                 self._db.execute(_insert("audio", AUDIO_COLUMNS), _audio_row(key, audio))
 
-    def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes]) -> None:
+    def _write_thumbnails(self, key: str, thumbnails: dict[int, bytes], cover: int | None = None) -> None:
         with replace_dir(self.thumbs_dir(key)) as folder:  # the ad's thumbnails appear all at once
             for index, data in thumbnails.items():
                 (folder / thumbnail_path(self.root, key, index).name).write_bytes(data)
+            if cover is not None and cover in thumbnails:
+                (folder / COVER).write_bytes(thumbnails[cover])
+
+    def write_preview(self, content_hash: str, data: bytes) -> Path:
+        """Store the browser proxy (MP4 bytes) of a file's content, atomically (a temporary file renamed
+        into place: readers see no proxy or the whole one); returns its path."""
+        return write_bytes(preview_path(self.root, content_hash), data)
+
+    def preview(self, content_hash: str) -> Path | None:
+        """The stored browser proxy of a file's content, or None when there is none."""
+        path = preview_path(self.root, content_hash)
+        return path if path.is_file() else None
+
+    def cover(self, key: str) -> Path | None:
+        """The ad's cover thumbnail, or None (a failed ad, or one written without a cover)."""
+        path = cover_path(self.root, key)
+        return path if path.is_file() else None
+
+    def disk_usage(self) -> "DiskUsage":
+        """Bytes the cache takes on disk, by part (the database with its WAL, thumbnails, previews)."""
+        def tree(folder: Path) -> int:
+            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+        database = sum(p.stat().st_size for p in self.root.glob(f"{DB_NAME}*") if p.is_file())
+        return DiskUsage(database=database, thumbnails=tree(self.root / THUMBS), previews=tree(self.root / PREVIEWS),
+                         preview_files=sum(1 for _ in (self.root / PREVIEWS).glob("*.mp4")))
 
     def write_explanation(self, frame: FrameExplanation, key_frame_jpeg: bytes | None = None) -> None:
         """Write one frame's explanations atomically (replacing earlier ones with the same hash)."""
@@ -819,7 +887,7 @@ class Store:
     _AD_FIELDS = ("key", "name", "path", "status", "error", "model", "model_version", "labels", "duration_s", "fps",
                   "width", "height", "rotation", "has_audio", "frames", "face_coverage", "dominant_raw",
                   "decode_errors", "indexed_at", "elapsed_s", "content_hash", "params", "face_frames", "face_seconds",
-                  "audio_status", "audio_error", "audio_seconds", "audio_model")
+                  "audio_status", "audio_error", "audio_seconds", "audio_model", "cover_idx")
 
     @staticmethod
     def _ad_row(values: dict[str, Any]) -> AdRow:

@@ -242,6 +242,27 @@ def audio_moment_figure(moment: AudioMomentExplanation, width: int = 640) -> np.
     return audio_explanation_figure(moment.explanation, moment.signal, methods=moment.methods, width=width)
 
 
+def soundtrack_signal(cache: Path | str, ad_ref: str, name: str) -> str | None:
+    """The soundtrack signal that explaining `name` on the ad `ad_ref` means, or None for a face emotion.
+
+    A label of the ad's own model comes first (a trained model may call a label "funny", like the
+    soundtrack's cue); "audio:<signal>" always names the soundtrack's. An ad the cache does not hold
+    yet (a video file) is read with the default face model, whose labels hold no soundtrack name.
+    """
+    from emocore.audio.explain import OUTPUT_NAMES
+
+    if name.startswith("audio:"):
+        return name[len("audio:"):]
+    if name not in OUTPUT_NAMES:
+        return None
+    try:
+        with Store(cache, readonly=True) as store:
+            labels = store.ad(ad_ref).labels
+    except EmocoreError:
+        return name
+    return None if name in labels else name
+
+
 def explain_audio_moment(cache: Path | str, ad_ref: str, at_s: float, signal: str,
                          params: AudioExplainParams | None = None, *, audio_model: AudioModel | None = None,
                          figure: bool = True, figure_path: Path | None = None) -> AudioMomentExplanation:
@@ -377,42 +398,67 @@ class LibraryFilters:
     statuses: tuple[str, ...] = ("ok", "failed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RankedLibrary:
-    """The rows to show, in order, and how many of them are ranked, thin (too little evidence), failed."""
+    """The rows to show, in order, and how many of them are ranked, thin (too little evidence), failed.
+    Held as positions into the library table: a page of rows (`page`) is built alone, so paging through
+    100,000 ads copies 50 rows, not the table."""
 
-    rows: pd.DataFrame
+    table: pd.DataFrame
+    """The library table filtered and ranked (in its own order)."""
+    positions: np.ndarray
+    """The shown rows' positions (`iloc`) in `table`, in rank order."""
+    standing: np.ndarray
+    """Each shown row's standing (`queries.STANDINGS`)."""
+    rank: np.ndarray
+    """Each shown row's rank (1, 2, …; NaN for the unranked)."""
     ranked: int
     thin: int
     failed: int
     unheard: int = 0
     """Ranking by a soundtrack signal: the rows with no audio, whose soundtrack failed or was not analysed."""
 
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def page(self, start: int, stop: int) -> pd.DataFrame:
+        """The shown rows `start` to `stop` (0-based, `stop` excluded) with `standing` and `rank`."""
+        rows = self.table.iloc[self.positions[start:stop]].reset_index(drop=True)
+        ranks = self.rank[start:stop]
+        extra = pd.DataFrame({"standing": self.standing[start:stop],
+                              "rank": pd.array([None if np.isnan(r) else int(r) for r in ranks], dtype="Int64")})
+        return pd.concat([rows.drop(columns=[c for c in ("standing", "rank") if c in rows.columns]), extra], axis=1)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Every shown row, in order (`page` of them all)."""
+        return self.page(0, len(self))
+
 
 def filter_library(table: pd.DataFrame, filters: LibraryFilters) -> RankedLibrary:
     """`queries.rank`'s order, then the filters: status, name and duration apply to every ad, the
     score range to the ranked ones (the unranked have no rank to keep or lose). Raises ValueError
-    for an emotion the library does not hold."""
-    ordered = queries.rank(table, filters.emotion, min_face_frames=filters.min_face_frames,
-                           descending=filters.descending, min_audio_seconds=filters.min_audio_seconds)
-    rows = ordered[ordered["status"].isin(filters.statuses)]
+    for an emotion the library does not hold. Works on the few columns it filters by: no row is copied."""
+    found = queries.rank_order(table, filters.emotion, min_face_frames=filters.min_face_frames,
+                               descending=filters.descending, min_audio_seconds=filters.min_audio_seconds)
+    order = found.order
+    status = table["status"].to_numpy(dtype=object)[order]
+    keep = np.isin(status, list(filters.statuses))
     if filters.name.strip():
-        rows = rows[queries.matching(rows, filters.name)]
-    failed = rows["status"] == "failed"
-    ranked = rows["standing"] == queries.RANKED
-    keep = pd.Series(True, index=rows.index)
+        keep &= queries.matching(table, filters.name)[order]
+    failed = status == "failed"
+    ranked = found.standing == queries.RANKED
     if filters.duration is not None:
-        duration = rows["duration_s"].fillna(0.0)
+        duration = np.nan_to_num(table["duration_s"].to_numpy(dtype=np.float64, na_value=np.nan)[order], nan=0.0)
         keep &= failed | ((duration >= filters.duration[0]) & (duration <= filters.duration[1]))
-    column = queries.resolve_signal(table, filters.emotion).score
-    if filters.score is not None and column in rows:
-        score = rows[column]
-        keep &= ~ranked | (score >= filters.score[0]) & (score <= filters.score[1])
-    rows = rows[keep]
-    standing = rows["standing"]
-    return RankedLibrary(rows, int((standing == queries.RANKED).sum()), int((standing == queries.THIN).sum()),
-                         int((standing == queries.FAILED).sum()),
-                         int(standing.isin((queries.NO_AUDIO, queries.AUDIO_FAILED, queries.NOT_ANALYSED)).sum()))
+    column = found.signal.score
+    if filters.score is not None and column in table:
+        score = table[column].to_numpy(dtype=np.float64, na_value=np.nan)[order]
+        keep &= ~ranked | ((score >= filters.score[0]) & (score <= filters.score[1]))
+    standing = found.standing[keep]
+    return RankedLibrary(table, order[keep], standing, found.rank[keep], int((standing == queries.RANKED).sum()),
+                         int((standing == queries.THIN).sum()), int((standing == queries.FAILED).sum()),
+                         int(np.isin(standing, (queries.NO_AUDIO, queries.AUDIO_FAILED, queries.NOT_ANALYSED)).sum()))
 
 
 def search_ads(cache: Path | str, text: str, limit: int = queries.SEARCH_LIMIT, offset: int = 0, *,
