@@ -195,6 +195,25 @@ def _summary(report: object) -> None:
         f"failed {report.count('failed')}, explained {explained} key frames{heard} in {report.elapsed_s:.1f} s "
         f"→ {report.cache}"
     )
+    _previews_line(report)
+
+
+def _previews_line(report: object) -> None:
+    """The browser previews made in this run, and what the cache takes on disk (previews included)."""
+    from emocore.store import Store
+
+    made = [o for o in report.outcomes if o.preview == "made"]  # type: ignore[attr-defined]
+    failed = sum(1 for o in report.outcomes if o.preview == "failed")  # type: ignore[attr-defined]
+    try:
+        with Store(report.cache, readonly=True) as store:  # type: ignore[attr-defined]
+            usage = store.disk_usage()
+    except EmocoreError:
+        return
+    mib = 1 << 20
+    previews = (f"browser previews made {len(made)} in {sum(o.preview_s for o in made):.1f} s"
+                + (f" ({failed} failed)" if failed else "") + "; ") if made or failed else ""
+    out.print(f"{previews}cache size {usage.total / mib:.1f} MiB (previews {usage.previews / mib:.1f} MiB in "
+              f"{usage.preview_files} files)")
 
 
 @app.command()
@@ -225,6 +244,9 @@ def index(
     audio: bool = typer.Option(True, "--audio/--no-audio", help="Read each ad's soundtrack into per-second lanes "
                                "(laughter, applause, music, speech, loudness) in the same pass; --no-audio skips it, "
                                "never loads the audio model and leaves stored soundtracks as they are."),
+    preview: bool = typer.Option(True, "--preview/--no-preview", help="Make a browser preview (H.264/AAC MP4, at "
+                                 "most 720p, in the cache) of each video browsers cannot play as it is (avi, mkv, "
+                                 "ProRes, HEVC...); --no-preview skips it (the dashboard then shows frames)."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Explain each ad's key frames, and its soundtrack's peaks "
                                  "(laughter, applause, funny, exciting), with LIME and SHAP."),
     explain_top: Optional[int] = typer.Option(None, "--explain-top", help="Peaks explained per emotion (default 3)."),
@@ -276,7 +298,7 @@ def index(
     if getattr(getattr(chosen, "device", None), "type", "cpu") != "cpu":
         spread = None  # one process feeds the GPU, with the models loaded on it once
     code = _run_index(ctx, folder, cache, chosen, params, explaining if explain else None, force=force,
-                      threads=threads, audio=sound, engine=spread)
+                      threads=threads, audio=sound, engine=spread, preview=preview)
     if code != EXIT_OK:
         raise typer.Exit(code)
 
@@ -355,11 +377,12 @@ def _audio_explain_params(method: str, samples: int | None, seed: int | None) ->
 
 
 def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, params: object, explain: object, *,
-               force: bool, threads: int, audio: bool = True, engine: object = None) -> int:
+               force: bool, threads: int, audio: bool = True, engine: object = None, preview: bool = True) -> int:
     """Index with progress bars and a summary; returns the exit code."""
     import torch
 
     from emocore.indexer import index_folder
+    from emocore.preview import PreviewParams
 
     torch.set_num_threads(threads)  # the library leaves PyTorch's threads to its caller
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -368,7 +391,8 @@ def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, par
         with Progress(*columns, console=err, transient=True) as progress:
             shown = getattr(engine, "workers", 1) if getattr(engine, "parallel", False) else 1
             report = index_folder(folder, cache, model=model, params=params, explain=explain, force=force,
-                                  progress=_Bars(progress, shown), debug=_debug(ctx), audio=audio, engine=engine)
+                                  progress=_Bars(progress, shown), debug=_debug(ctx), audio=audio, engine=engine,
+                                  preview=PreviewParams() if preview else None)
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")
         return EXIT_INTERRUPTED

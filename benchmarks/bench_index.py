@@ -1,6 +1,7 @@
 """Index speed against its floor: a 30 s 1280×720 H.264 ad at 2 frames per second.
 
     python benchmarks/bench_index.py [--repeat 3] [--threads 1] [--device cpu] [--detect-min-px N]
+                                     [--redetect-every N]
 
 Prints, in one run: the time to fully decode the clip (the floor: PyAV, frame-threaded, every
 frame), the time `index --no-explain` takes on it (cold cache, model already loaded, as in a
@@ -14,6 +15,13 @@ Medians of `--repeat` runs; the machine is shared and noisy, so read the ratios.
 pixels of the detection copy instead of 32 (fewer, coarser levels), against the default on the same
 frames: detection CPU time, frames with a face, and how far the scored probabilities move (per
 frame and the clip's mean per emotion).
+
+`--redetect-every N` also measures following faces: the face model searching every N-th
+sampled frame in full and the frames between by O-Net around the previous frame's faces
+(`FaceEmotionModel(redetect_every=N)`), against full detection, as the indexer calls it (batches
+of 16 consecutive frames) on this clip and on every demo clip (cache/demo-ads): detection CPU,
+face frames, how far the probabilities move per frame and per clip (largest |Δ mean| of an
+emotion over the face frames) and whether the clip's dominant emotion stays.
 
 The clip is indexed as a file (not its folder, which other benchmarks fill with their caches).
 
@@ -59,6 +67,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the models' device)")
     parser.add_argument("--detect-min-px", type=int, default=None,
                         help="also compare detection with the pyramid starting at N px of the detection copy")
+    parser.add_argument("--redetect-every", type=int, default=None,
+                        help="also compare following faces between full searches every N frames")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -117,6 +127,8 @@ def main() -> None:
           f"vs index {indexed:.2f} s (the rest: thumbnails, hashing, SQLite)")
     if args.detect_min_px is not None:
         compare_detection(model, frames, args.detect_min_px, args.repeat, args.device)
+    if args.redetect_every is not None:
+        compare_following(model, [clip, *demo_clips()], args.redetect_every, args.device)
 
 
 def compare_detection(model: FaceEmotionModel, frames: list, start_px: int, repeat: int, device: str) -> None:
@@ -135,6 +147,49 @@ def compare_detection(model: FaceEmotionModel, frames: list, start_px: int, repe
     print(f"  frames with a face     {int(found_a.sum())} → {int(found_b.sum())} of {len(frames)}; "
           f"face counts differ in {int((base.face_counts != other.face_counts).sum())} frames")
     print(f"  probabilities moved    per frame up to {per_frame:.3f}; clip mean per emotion up to {means:.3f}")
+
+
+def demo_clips() -> list[Path]:
+    folder = ROOT / "cache" / "demo-ads"
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def compare_following(model: FaceEmotionModel, clips: list[Path], every: int, device: str) -> None:
+    """Faces followed between full searches every `every` frames against full detection, per clip."""
+    following = load_model("fer", device=device, redetect_every=every)
+    params = IndexParams()
+    print(f"\nfollowing faces: full search every {every} sampled frames, O-Net around the last faces between")
+    print(f"  {'clip':24s} {'frames':>6s} {'face frames':>12s} {'model CPU s':>14s} "
+          f"{'max |Δ| frame':>14s} {'max |Δ mean|':>13s}  dominant")
+    totals = [0.0, 0.0]
+    worst = 0.0
+    for clip in clips:
+        with open_video(clip) as video:
+            sampled = list(video.sample(params.sample_rate, params.max_side))
+        frames, scales = [f.image for f in sampled], [f.source_scale for f in sampled]
+        runs = []
+        for m in (model, following):
+            start = time.process_time()
+            probabilities = np.concatenate([m.analyse_scaled(frames[i:i + 16], scales[i:i + 16]).probabilities
+                                            for i in range(0, len(frames), 16)])
+            runs.append((probabilities, time.process_time() - start))
+        (a, cpu_a), (b, cpu_b) = runs
+        totals[0] += cpu_a
+        totals[1] += cpu_b
+        found_a, found_b = np.isfinite(a[:, 0]), np.isfinite(b[:, 0])
+        both = found_a & found_b
+        per_frame = float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
+        if found_a.any() and found_b.any():
+            mean_a, mean_b = np.nanmean(a, axis=0), np.nanmean(b, axis=0)
+            means = float(np.abs(mean_a - mean_b).max())
+            same = "same" if mean_a.argmax() == mean_b.argmax() else "CHANGED"
+        else:
+            means, same = 0.0, "same" if found_a.any() == found_b.any() else "CHANGED"
+        worst = max(worst, means)
+        print(f"  {clip.name:24s} {len(frames):6d} {int(found_a.sum()):5d} → {int(found_b.sum()):<4d} "
+              f"{cpu_a:6.2f} → {cpu_b:<5.2f} {per_frame:14.3f} {means:13.3f}  {same}")
+    print(f"  all clips: detection + classification CPU {totals[0]:.2f} → {totals[1]:.2f} s "
+          f"({totals[1] / max(totals[0], 1e-9):.2f}×); largest |Δ mean| {worst:.3f}")
 
 
 def median_cpu(fn, repeat: int) -> float:

@@ -19,11 +19,12 @@ import streamlit as st
 
 from emocore import queries, usecases
 from emocore.errors import EmocoreError
-from emocore.store import FrameExplanation, Store, StoredAudioExplanation
+from emocore.store import FrameExplanation, Store, StoredAudioExplanation, cover_path
 from emocore.usecases import NormsChoice, cache_version, resolve_norms
 
 __all__ = ["NormsChoice", "cache_root", "cache_version", "key_frame_image", "library_for", "load_audio_explained", "load_audio_explanation", "load_bundle",
-           "load_ads_by_key", "load_explanation", "load_library", "load_search", "norms_default", "resolve_norms", "thumbnail_for", "thumbnail_uri"]
+           "load_ads_by_key", "load_explanation", "load_library", "load_search", "norms_default", "resolve_norms", "thumbnail_for", "thumbnail_uri",
+           "cover_for"]
 
 
 def _command_line() -> argparse.Namespace:
@@ -122,3 +123,13 @@ def thumbnail_for(root: Path, key: str, index: int) -> str | None:
         return thumbnail_uri(str(path), path.stat().st_mtime_ns)
     except OSError:
         return None
+
+
+def cover_for(root: Path, key: str) -> str | None:
+    """The ad's cover (its chosen frame, never a blank one when it has another: `emocore.preview.choose_cover`),
+    or its first frame for an ad written without a cover."""
+    path = cover_path(root, key)
+    try:
+        return thumbnail_uri(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return thumbnail_for(root, key, 0)

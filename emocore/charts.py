@@ -158,14 +158,16 @@ def timeline_figure(
     boundaries, each emotion's peaks, the explained moments, and the selected moment.
 
     With `audio`, the soundtrack goes under the faces on the same time axis: its lanes (0–1, with
-    their peaks) on a second panel and the loudness (dBFS) on a third; an `AudioPanel` with a
+    their peaks) on a second panel and the loudness (dBFS) on a third (on the second when no lane is
+    chosen); an `AudioPanel` with a
     `note` (no audio track, failed, not analysed) shows the note where the lanes would be. Shot
     boundaries and the selected moment cross every panel."""
     with_audio = audio is not None
     lanes = with_audio and audio.has_lanes
+    drawn = lanes and bool(audio.lanes)  # lanes chosen: their own panel above the loudness
     if with_audio:
-        rows = 3 if lanes else 2
-        heights = [0.52, 0.3, 0.18] if lanes else [0.8, 0.2]
+        rows = 3 if drawn else 2
+        heights = [0.52, 0.3, 0.18] if drawn else [0.76, 0.24] if lanes else [0.8, 0.2]
         fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=heights)
     else:
         fig = go.Figure()
@@ -205,7 +207,10 @@ def timeline_figure(
             hovertemplate="explained moment at %{x:.1f} s<extra></extra>",
         ), **at)
     if lanes:
-        _audio_traces(fig, audio, 2, 3)
+        _audio_traces(fig, audio, 2, 3 if drawn else 2)
+    if with_audio and not shown:
+        fig.add_annotation(text="no face emotion chosen", x=0.5, y=0.5, xref="x domain", yref="y domain",
+                           showarrow=False, font={"size": 14, "color": "#555555"}, row=1, col=1)
     # one line per boundary across every panel (the panels share the time axis)
     across = {"xref": "x", "yref": "paper", "y0": 0, "y1": 1}
     for t in shots:
@@ -218,11 +223,12 @@ def timeline_figure(
         fig.update_yaxes(range=[0, 1.08])
     else:
         fig.update_yaxes(title_text="faces: probability", range=[0, 1.08], row=1, col=1)
-        bottom = 3 if lanes else 2
+        bottom = 3 if drawn else 2
         fig.update_xaxes(title_text="seconds" + note, row=bottom, col=1)
         if lanes:
-            fig.update_yaxes(title_text="sound: probability", range=[0, 1.08], row=2, col=1)
-            fig.update_yaxes(title_text="dBFS", range=[-70, 0], row=3, col=1)
+            if drawn:
+                fig.update_yaxes(title_text="sound: probability", range=[0, 1.08], row=2, col=1)
+            fig.update_yaxes(title_text="dBFS", range=[-70, 0], row=bottom, col=1)
             # the face panel's x axis would otherwise end at the last sampled frame
             end = max(float(times[-1]) if len(times) else 0.0, float(audio.times[-1]) + 1.0 if len(audio.times) else 0.0)
             fig.update_xaxes(range=[0, end])
@@ -232,8 +238,8 @@ def timeline_figure(
             fig.add_annotation(text=f"soundtrack: {audio.note}", x=0.5, y=(low + high) / 2, xref="paper", yref="paper",
                                showarrow=False, font={"size": 14, "color": "#555555"})
         # the legend under the panels: the chart keeps its width for the time axis
-        fig.update_layout(height=720 if lanes else 500, legend={"orientation": "h", "yanchor": "top",
-                                                                "y": -0.1 if lanes else -0.16, "x": 0},
+        fig.update_layout(height=720 if drawn else 560 if lanes else 500,
+                          legend={"orientation": "h", "yanchor": "top", "y": -0.1 if drawn else -0.16, "x": 0},
                           legend_title_text="", margin={"t": 60, "b": 40})
     return fig
 

@@ -31,9 +31,12 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -438,6 +441,21 @@ def _context() -> Any:
     return context
 
 
+@contextmanager
+def _caller_script_left_out() -> Iterator[None]:
+    """Start processes without the caller's main script: a fork server or spawn re-runs the file of
+    `__main__` in each child before its target, and the workers need nothing from it (they run this
+    module's functions). A Streamlit page, a notebook or a test runner that swapped `__main__` must
+    not run again, or fail to import, inside every worker."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 @dataclass
 class _Slot:
     process: Any
@@ -468,7 +486,8 @@ def run_workers(
         parent, child = context.Pipe()
         process = context.Process(target=_worker_main, args=(child, str(store.root), job), daemon=True,
                                   name="emocore-worker")
-        process.start()
+        with _caller_script_left_out():
+            process.start()
         child.close()
         return _Slot(process, parent)
 

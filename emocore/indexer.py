@@ -18,6 +18,14 @@ being scored again. No audio track: 'none' (no lanes, never zeros); an unusable 
 audio model: 'failed' with a one-line reason, the faces kept. Without an audio model, stored
 soundtracks are never touched (`--force` keeps the one already stored).
 
+The browser preview (`preview` given; `index --no-preview` gives none): a file browsers cannot play
+as it is (`emocore.preview.browser_playability`) gets an H.264/AAC MP4 proxy (`encode_preview`, a
+second decode of the file, after the ad is written), stored once per file content
+(`Store.write_preview`, atomic); an ad already in the cache gets its missing proxy the same way. A
+failing proxy is a note on the outcome, never a failed ad. Each new ad's cover (the frame the library
+shows it by) is chosen from its sampled frames (`emocore.preview.choose_cover`: the largest face in a
+non-blank frame) and written with its thumbnails.
+
 Progress is reported through an `IndexProgress` the caller passes in; nothing here prints.
 """
 
@@ -27,6 +35,7 @@ import hashlib
 import json
 import logging
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +56,7 @@ from emocore.errors import AudioError, CacheError, EmocoreError, FolderNotFound,
 from emocore.files import content_hash  # SHA-256 of a file's bytes: an ad's identity
 from emocore.explain import ExplainParams, explain_ad, explain_audio_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
+from emocore.preview import FrameLook, PreviewParams, browser_playability, choose_cover, encode_preview, frame_look
 from emocore.params import IndexParams  # the parameters' typed record (round-trips from the store); re-exported here
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
@@ -78,6 +88,11 @@ class FileOutcome:
     (`audio_error` says why; the faces stand); None when it did not read it (`--no-audio`, or the
     stored soundtrack is current)."""
     audio_error: str | None = None
+    preview: str | None = None
+    """What this run did about the browser proxy: 'made', 'stored' (already in the cache), 'playable' (the
+    file plays as it is: none needed), 'failed' (the note says why); None when not asked (`--no-preview`)."""
+    preview_s: float = 0.0
+    """Seconds spent making the proxy (included in `seconds`)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +273,8 @@ class _Scored:
     """(N,) the scored face's size in original-frame pixels, NaN without one."""
     soundtrack: Soundtrack | None = None
     """The soundtrack read in the same pass; None without an audio model."""
+    looks: tuple[FrameLook, ...] = ()
+    """Per sampled frame its luminance and detail (for the cover)."""
 
 
 def score_video(
@@ -277,6 +294,7 @@ def score_video(
         faces: list[int] = []
         boxes: list[tuple[float, ...] | None] = []
         face_px: list[float] = []
+        looks: list[FrameLook] = []
         thumbnails: dict[int, bytes] = {}
         batch: list[SampledFrame] = []
 
@@ -291,6 +309,7 @@ def score_video(
                 boxes.append(None if found is None or not len(found) else tuple(float(v) for v in found[0]))
                 face_px.append(float("nan") if scores.face_px is None else float(scores.face_px[j]))
                 thumbnails[frame.index] = _thumbnail(frame.image, params.thumb_width)
+                looks.append(frame_look(frame.image))
             progress.frames_done(len(batch))
             batch.clear()
 
@@ -319,6 +338,7 @@ def score_video(
             decode_errors=video.decode_errors,
             face_px=np.array(face_px, dtype=np.float64),
             soundtrack=read[0] if read else None,
+            looks=tuple(looks),
         )
 
 
@@ -333,9 +353,13 @@ def index_video(
     progress: IndexProgress | None = None,
     debug: bool = False,
     audio_model: AudioModel | None = None,
+    preview: PreviewParams | None = None,
 ) -> FileOutcome:
     """Index one file into `store` unless it is already there, then explain its key frames
     (`explain`; None: no explanations) unless they are there too. Never raises for a bad file.
+
+    `preview`: make the browser proxy of a file browsers cannot play, unless the cache holds it
+    (None: no proxy is made; `index --no-preview`).
 
     `audio_model`: read the soundtrack too (same pass), or, for an ad already in the cache, read it
     alone when its stored soundtrack is missing or made by another `audio_spec`. None (`--no-audio`):
@@ -375,10 +399,12 @@ def index_video(
             store.write_audio(key, sound.result, spec)  # one transaction: the faces are untouched
             existing = store.ad(key)
             note = _join(note, "soundtrack read", sound.note)
+        shown = _make_preview(store, path, digest, preview, debug) if existing.status == "ok" else _Previewed()
         explained, problem = _explain(store, existing, path, model, explain, progress, debug, audio_model)
-        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=_join(problem, note),
+        return FileOutcome(path, "skipped", ad_key=key, error=existing.error, note=_join(problem, note, shown.note),
                            seconds=time.perf_counter() - start, dominant_raw=existing.dominant_raw, explained=explained,
-                           audio=sound.status if sound else None, audio_error=sound.error if sound else None)
+                           audio=sound.status if sound else None, audio_error=sound.error if sound else None,
+                           preview=shown.status, preview_s=shown.seconds)
 
     base = dict(key=key, content_hash=digest, params_hash=p_digest, params=described, name=path.name,
                 path=label, size_bytes=stat.st_size, model=model.spec, model_version=model.version,
@@ -420,17 +446,57 @@ def index_video(
             elapsed_s=elapsed,
             audio=scored.soundtrack.result if scored.soundtrack is not None else kept,
             audio_model=spec if scored.soundtrack is not None else kept_spec if kept is not None else None,
+            cover_idx=choose_cover(scored.looks, scored.face_px).index if scored.looks else None,
         ),
         scored.thumbnails,
     )
     store.record_file(label, status="ok", **file_facts)
+    shown = _make_preview(store, path, digest, preview, debug)
     explained, problem = _explain(store, store.ad(key), path, model, explain, progress, debug, audio_model)
     note = f"{scored.decode_errors} damaged packets skipped" if scored.decode_errors else None
     sound = scored.soundtrack
     return FileOutcome(path, "indexed", ad_key=key, seconds=time.perf_counter() - start, frames=len(scored.times),
-                       dominant_raw=summary.dominant_raw, note=_join(problem, note, sound.note if sound else None),
+                       dominant_raw=summary.dominant_raw,
+                       note=_join(problem, note, sound.note if sound else None, shown.note),
                        explained=explained, audio=sound.status if sound else None,
-                       audio_error=sound.error if sound else None)
+                       audio_error=sound.error if sound else None, preview=shown.status, preview_s=shown.seconds)
+
+
+@dataclass(frozen=True)
+class _Previewed:
+    """What `_make_preview` did: FileOutcome.preview, the note for the summary, the time it took."""
+
+    status: str | None = None
+    note: str | None = None
+    seconds: float = 0.0
+
+
+def _make_preview(store: Store, path: Path, content: str, params: PreviewParams | None, debug: bool) -> _Previewed:
+    """The browser proxy of `path` when browsers cannot play it and the cache does not hold one yet
+    (encoded to a temporary file, then handed to `store.write_preview`). Never raises: a failure is a note."""
+    if params is None:
+        return _Previewed()
+    start = time.perf_counter()
+    try:
+        if browser_playability(path).playable:
+            return _Previewed("playable")
+        if store.preview(content) is not None:
+            return _Previewed("stored")
+        with tempfile.TemporaryDirectory(prefix="emocore-preview-") as scratch:
+            made = encode_preview(path, Path(scratch) / "preview.mp4", params)
+            store.write_preview(content, made.path.read_bytes())
+        note = "preview made without its sound (undecodable)" if made.audio_dropped else None
+        return _Previewed("made", note, time.perf_counter() - start)
+    except (EmocoreError, OSError) as exc:
+        log.warning("the preview of %s failed: %s", path, exc)
+        return _Previewed("failed", " ".join(f"preview failed: {exc}".split()), time.perf_counter() - start)
+    except Exception as exc:  # a library failure on odd input: the ad must not pay for it
+        if debug:
+            raise
+        log.warning("the preview of %s failed", path, exc_info=True)
+        return _Previewed("failed", " ".join(f"preview failed: {type(exc).__name__}: {exc}".split()),
+                          time.perf_counter() - start)
+
 
 
 def _join(*notes: str | None) -> str | None:
@@ -482,6 +548,7 @@ def index_folder(
     debug: bool = False,
     audio: bool | AudioModel = True,
     engine: EngineParams | None = None,
+    preview: PreviewParams | None = PreviewParams(),
 ) -> IndexReport:
     """Index every video under `folder` (or the one file `folder` names) into the cache at `cache`,
     and explain each ad's key frames with LIME and SHAP (`explain=None`: scores only).
@@ -489,6 +556,9 @@ def index_folder(
     `audio`: read the soundtracks too (True: the audio model is loaded once for the run, when there
     are videos; or a loaded `AudioModel`); False (`--no-audio`): the audio model is never loaded and
     stored soundtracks are left as they are.
+
+    `preview`: how the browser proxies of files browsers cannot play are made (None, `--no-preview`:
+    none are; those already stored stay).
 
     PyTorch's thread count is the caller's choice (`torch.set_num_threads`): `cli.py index --threads`
     sets it (default 1: one thread beside the decoder was the fastest on 2 cores); the library
@@ -518,7 +588,7 @@ def index_folder(
         spread = engine is not None and (engine.engine == "ray" or (engine.workers > 1 and len(videos) > 1))
         if spread and isinstance(audio, bool) and not on_gpu:
             outcomes = _index_in_workers(videos, store, model, params, engine, force=force, explain=explain,
-                                         progress=progress, debug=debug, audio=audio)
+                                         progress=progress, debug=debug, audio=audio, preview=preview)
             return IndexReport(tuple(outcomes), time.perf_counter() - start, Path(cache))
         owned = isinstance(model, str)
         active = load_model(model) if isinstance(model, str) else model
@@ -532,7 +602,7 @@ def index_folder(
                 sound = audio
             for path in videos:
                 outcome = index_video(path, store, active, params, force=force, explain=explain,
-                                      progress=progress, debug=debug, audio_model=sound)
+                                      progress=progress, debug=debug, audio_model=sound, preview=preview)
                 outcomes.append(outcome)
                 progress.file_finished(outcome)
         finally:
@@ -549,12 +619,12 @@ def _no_audio_model() -> None:
 
 def _index_in_workers(videos: list[Path], store: Store, model: EmotionModel | str, params: IndexParams,
                       engine: EngineParams, *, force: bool, explain: ExplainParams | None, progress: IndexProgress,
-                      debug: bool, audio: bool) -> list[FileOutcome]:
+                      debug: bool, audio: bool, preview: PreviewParams | None = None) -> list[FileOutcome]:
     """`index_video` on every video in worker processes or Ray tasks; this process writes (emocore.engine)."""
     from emocore.audio import yamnet
 
     job = PerVideo(index_video, model if isinstance(model, str) else model.spec,
-                   {"params": params, "force": force, "explain": explain, "debug": debug},
+                   {"params": params, "force": force, "explain": explain, "debug": debug, "preview": preview},
                    {"audio_model": yamnet.load_audio_model if audio else _no_audio_model}, setup=engine.setup)
     if engine.engine == "ray":
         finished = run_ray(videos, store, job, address=engine.address, cpus=engine.workers, progress=progress)

@@ -4,6 +4,7 @@
     encode_preview(path, out)            # PreviewInfo: an H.264/AAC MP4 proxy written to `out`
     frame_look(image)                    # FrameLook: luminance mean/std and detail of one frame
     choose_cover(looks, face_px)         # Cover: the sampled frame the library shows for the ad
+    choose_player(path, proxy)           # Player: the original, its proxy, or nothing and why
 
 The rule for playing a file as it is (what Chromium, Firefox and Safari all decode, without plug-ins):
 
@@ -12,7 +13,8 @@ The rule for playing a file as it is (what Chromium, Firefox and Safari all deco
 - container .webm with VP8, VP9 or AV1 video and Opus or Vorbis sound (or none).
 
 Anything else (.avi, .mkv, .mov with ProRes, HEVC, MPEG-4 part 2, 10-bit or 4:2:2/4:4:4 H.264, AC-3
-or PCM sound, ...) gets a proxy: H.264 (yuv420p, libx264 from PyAV's bundled FFmpeg) and AAC in an
+or PCM sound, ...) gets a proxy: H.264 (yuv420p, libx264 from PyAV's bundled FFmpeg, `PreviewParams`:
+preset ultrafast, CRF 28) and AAC in an
 MP4 whose index is at the front (`movflags=+faststart`, so it streams and seeks before it has fully
 loaded), at most 720p (shorter side ≤ 720 and longer side ≤ 1280, never upscaled), the soundtrack kept
 (mono stays mono, more channels become stereo). Its time 0 is the video's first frame, as the index's
@@ -118,9 +120,11 @@ class PreviewParams:
     max_short_side: int = 720
     """At most 720p: the shorter side of the picture, in pixels (never upscaled)."""
     max_long_side: int = 1280
-    crf: int = 26
+    crf: int = 28
     """x264's constant rate factor (lower: better and bigger)."""
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
+    """x264's speed preset: `ultrafast` took about half the CPU time of `veryfast` on a 30 s 720p AVI
+    (about 1.6 Mb/s at CRF 28 against 1 Mb/s at CRF 26: `benchmarks/bench_preview.py`)."""
     audio_bitrate: int = 128_000
     threads: int = 0
     """Encoder threads (0: as many as FFmpeg chooses)."""
@@ -139,6 +143,8 @@ class PreviewInfo:
     frames: int
     audio: bool
     """Whether the soundtrack was kept (False: the source has none, or it could not be decoded)."""
+    audio_dropped: bool
+    """The source has an audio stream that could not be decoded: the proxy is silent."""
     size_bytes: int
     elapsed_s: float
 
@@ -264,7 +270,10 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                     rotated = True
                     if frame.rotation:
                         vout.set_display_rotation(frame.rotation)
-                picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                if frame.width == width and frame.height == height and frame.format.name == "yuv420p":
+                    picture = frame  # already the proxy's size and format: no scaling pass
+                else:
+                    picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
                 picture.pts = round(t / time_base)
                 picture.time_base = time_base
                 out.mux(vout.encode(picture))
@@ -283,9 +292,42 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                 send_audio(None)  # type: ignore[arg-type]  # flushes the resampler
             out.mux(aout.encode(None))
     duration = last_t + step
-    return PreviewInfo(path=target, width=width, height=height, duration_s=duration, frames=frames,
-                       audio=aout is not None and sound_ok and bool(sent_samples),
+    kept = aout is not None and sound_ok and bool(sent_samples)
+    return PreviewInfo(path=target, width=width, height=height, duration_s=duration, frames=frames, audio=kept,
+                       audio_dropped=ain is not None and not kept,
                        size_bytes=target.stat().st_size, elapsed_s=time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Player:
+    """What the ad page plays: the original file, its proxy, or nothing (and why, in one line)."""
+
+    source: str
+    """'original', 'preview' or 'none'."""
+    path: Path | None
+    mime: str | None
+    reason: str
+
+
+def choose_player(original: Path | str, proxy: Path | None) -> Player:
+    """The original when a browser plays it as it is, else the stored proxy (`proxy`: its path when the
+    cache holds one), else nothing, with the reason."""
+    original = Path(original)
+    if original.is_file():
+        try:
+            found = browser_playability(original)
+        except VideoError as exc:
+            found = Playability(False, f"the file is not a readable video ({exc})")
+        if found.playable:
+            return Player("original", original, found.mime, found.reason)
+        if proxy is not None:
+            return Player("preview", proxy, "video/mp4", f"{found.reason}: playing its preview (H.264, at most 720p)")
+        return Player("none", None, None, f"{found.reason}, and the cache holds no preview of it "
+                                          "(`python cli.py index` without --no-preview makes one)")
+    if proxy is not None:
+        return Player("preview", proxy, "video/mp4",
+                      f"the video file is no longer at {original}: playing its preview (H.264, at most 720p)")
+    return Player("none", None, None, f"the video file is no longer at {original}")
 
 
 # -- the cover --------------------------------------------------------------------------------------
@@ -345,5 +387,6 @@ def choose_cover(looks: list[FrameLook] | tuple[FrameLook, ...], face_px: np.nda
     return Cover(int(np.argmax(detail)), "all blank")
 
 
-__all__ = ["AAC_RATES", "BROWSER_FORMATS", "Cover", "FrameLook", "MIME", "Playability", "PreviewInfo", "PreviewParams",
-           "browser_playability", "choose_cover", "encode_preview", "frame_look", "playability_of", "preview_size"]
+__all__ = ["AAC_RATES", "BROWSER_FORMATS", "Cover", "FrameLook", "MIME", "Playability", "Player", "PreviewInfo",
+           "PreviewParams", "browser_playability", "choose_cover", "choose_player", "encode_preview", "frame_look",
+           "playability_of", "preview_size"]

@@ -279,11 +279,18 @@ class RankOrder:
 
     order: np.ndarray
     """Positions (`iloc`) of the table's rows, in rank order."""
-    standing: np.ndarray
-    """Each ordered row's standing (`STANDINGS`)."""
+    groups: np.ndarray
+    """Each ordered row's standing as a position in `labels` (0: ranked)."""
+    labels: np.ndarray
+    """The standings (`STANDINGS`) the groups stand for."""
     ranked: int
     """How many rows are ranked: the first `ranked` of the order, ranks 1 to `ranked`."""
     signal: Signal
+
+    @property
+    def standing(self) -> np.ndarray:
+        """Each ordered row's standing (`STANDINGS`)."""
+        return self.labels[self.groups]
 
     @property
     def rank(self) -> np.ndarray:
@@ -344,7 +351,7 @@ def rank_order(table: pd.DataFrame, emotion: str, *, min_face_frames: int = DEFA
     signed = np.where(group == 0, best_first if descending else np.where(np.isnan(score), np.inf, score), best_first)
     order = np.lexsort((-n, signed, group))  # stable: equal keys keep the table's order
     groups = group[order]
-    return RankOrder(order, labels[groups], int((groups == 0).sum()), signal)
+    return RankOrder(order, groups, labels, int((groups == 0).sum()), signal)
 
 
 @dataclass(frozen=True)

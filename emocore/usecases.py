@@ -365,15 +365,30 @@ def resolve_norms(cache: Path | str, wanted: str | None) -> NormsChoice:
     return NormsChoice(folder, shown)
 
 
-def library_table(cache: Path | str, norms_root: Path | str | None = None) -> pd.DataFrame:
-    """`queries.library` of the cache: every ad with its figures, read against this cache's own norms or
-    those of the cache at `norms_root`."""
+#: The ads' columns `library_table` reads for every ad: what ranking, filtering, the pages and the pickers
+#: need; the rest of `queries.LIBRARY_COLUMNS` (the failure, the raw top emotion, the model, ...) is read
+#: for the rows shown only (`library_details`): at 100,000 ads every column read costs.
+TABLE_COLUMNS = (*queries.RANK_COLUMNS, "name", "path", "duration_s", "face_coverage")
+
+
+def library_table(cache: Path | str, norms_root: Path | str | None = None, *,
+                  columns: Sequence[str] = TABLE_COLUMNS) -> pd.DataFrame:
+    """`queries.library` of the cache: every ad with its figures (and the ads' `columns`), read against
+    this cache's own norms or those of the cache at `norms_root`."""
     with Store(cache, readonly=True) as store:
         if norms_root is None:
-            return queries.library(store)
+            return queries.library(store, columns=columns)
         with Store(norms_root, readonly=True) as other:
             library_norms = load_norms(other)
-        return queries.library(store, library_norms)
+        return queries.library(store, library_norms, columns=columns)
+
+
+def library_details(cache: Path | str, rows: pd.DataFrame,
+                    columns: Sequence[str] = queries.LIBRARY_COLUMNS) -> pd.DataFrame:
+    """`rows` of a library table (a page of it) with the ads' other `columns` added (`queries.details`:
+    one query for these keys), the soundtrack's failure reasons in `audio_note`."""
+    with Store(cache, readonly=True) as store:
+        return queries.details(store, rows, columns)
 
 
 @dataclass(frozen=True)
@@ -408,8 +423,10 @@ class RankedLibrary:
     """The library table filtered and ranked (in its own order)."""
     positions: np.ndarray
     """The shown rows' positions (`iloc`) in `table`, in rank order."""
-    standing: np.ndarray
-    """Each shown row's standing (`queries.STANDINGS`)."""
+    groups: np.ndarray
+    """Each shown row's standing as a position in `labels` (0: ranked)."""
+    labels: np.ndarray
+    """The standings (`queries.STANDINGS`) the groups stand for."""
     rank: np.ndarray
     """Each shown row's rank (1, 2, …; NaN for the unranked)."""
     ranked: int
@@ -421,11 +438,16 @@ class RankedLibrary:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def standing(self) -> np.ndarray:
+        """Each shown row's standing (`queries.STANDINGS`)."""
+        return self.labels[self.groups]
+
     def page(self, start: int, stop: int) -> pd.DataFrame:
         """The shown rows `start` to `stop` (0-based, `stop` excluded) with `standing` and `rank`."""
         rows = self.table.iloc[self.positions[start:stop]].reset_index(drop=True)
         ranks = self.rank[start:stop]
-        extra = pd.DataFrame({"standing": self.standing[start:stop],
+        extra = pd.DataFrame({"standing": self.labels[self.groups[start:stop]],
                               "rank": pd.array([None if np.isnan(r) else int(r) for r in ranks], dtype="Int64")})
         return pd.concat([rows.drop(columns=[c for c in ("standing", "rank") if c in rows.columns]), extra], axis=1)
 
@@ -442,12 +464,11 @@ def filter_library(table: pd.DataFrame, filters: LibraryFilters) -> RankedLibrar
     found = queries.rank_order(table, filters.emotion, min_face_frames=filters.min_face_frames,
                                descending=filters.descending, min_audio_seconds=filters.min_audio_seconds)
     order = found.order
-    status = table["status"].to_numpy(dtype=object)[order]
-    keep = np.isin(status, list(filters.statuses))
+    keep = table["status"].isin(filters.statuses).to_numpy(dtype=bool)[order]
     if filters.name.strip():
         keep &= queries.matching(table, filters.name)[order]
-    failed = status == "failed"
-    ranked = found.standing == queries.RANKED
+    failed = (table["status"] == "failed").to_numpy(dtype=bool)[order]
+    ranked = found.groups == 0
     if filters.duration is not None:
         duration = np.nan_to_num(table["duration_s"].to_numpy(dtype=np.float64, na_value=np.nan)[order], nan=0.0)
         keep &= failed | ((duration >= filters.duration[0]) & (duration <= filters.duration[1]))
@@ -455,10 +476,11 @@ def filter_library(table: pd.DataFrame, filters: LibraryFilters) -> RankedLibrar
     if filters.score is not None and column in table:
         score = table[column].to_numpy(dtype=np.float64, na_value=np.nan)[order]
         keep &= ~ranked | ((score >= filters.score[0]) & (score <= filters.score[1]))
-    standing = found.standing[keep]
-    return RankedLibrary(table, order[keep], standing, found.rank[keep], int((standing == queries.RANKED).sum()),
-                         int((standing == queries.THIN).sum()), int((standing == queries.FAILED).sum()),
-                         int(np.isin(standing, (queries.NO_AUDIO, queries.AUDIO_FAILED, queries.NOT_ANALYSED)).sum()))
+    groups = found.groups[keep]
+    counts = dict(zip(found.labels, np.bincount(groups, minlength=len(found.labels)).tolist()))
+    return RankedLibrary(table, order[keep], groups, found.labels, found.rank[keep], counts.get(queries.RANKED, 0),
+                         counts.get(queries.THIN, 0), counts.get(queries.FAILED, 0),
+                         sum(counts.get(s, 0) for s in (queries.NO_AUDIO, queries.AUDIO_FAILED, queries.NOT_ANALYSED)))
 
 
 def search_ads(cache: Path | str, text: str, limit: int = queries.SEARCH_LIMIT, offset: int = 0, *,
@@ -478,8 +500,10 @@ def ads_by_key(cache: Path | str, keys: Sequence[str]) -> tuple[queries.AdMatch,
 def evidence_rate(table: pd.DataFrame) -> float:
     """Face frames per second with a face in this library (the most common rate; 2 when unknown):
     how a minimum evidence in seconds becomes face frames (`face_frames_for`)."""
-    faces = table[table["face_frames"].fillna(0) > 0]
-    rates = (faces["face_frames"] / faces["face_seconds"]).round(3)
+    frames = table["face_frames"].to_numpy(dtype=np.float64, na_value=np.nan)
+    seconds = table["face_seconds"].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = pd.Series(np.round(frames / seconds, 3)[np.nan_to_num(frames) > 0])
     rates = rates[rates.notna() & (rates > 0) & (rates < float("inf"))]
     return float(rates.mode().iloc[0]) if len(rates) else 2.0
 
@@ -854,5 +878,5 @@ __all__ = ["AudioMomentExplanation", "audio_moment_figure", "explain_audio_momen
            "BestMoment", "CachePaths", "ad_bundle", "check_cache", "stored_explanation", "Comparison", "Curve", "LISTING_COLUMNS", "LibraryFilters", "LibraryListing",
            "MomentExplanation", "NormsChoice", "RankedLibrary", "ad_report", "best_moment", "cache_version", "compare",
            "compare_ads", "differences", "audio_differences", "audio_report_section", "evidence_rate", "explain_moment", "face_frames_for", "filter_library",
-           "library_table", "list_library", "locate", "profiles", "read_key_frame", "resolve_norms",
+           "library_details", "library_table", "list_library", "locate", "profiles", "read_key_frame", "resolve_norms",
            "shared_emotions", "shown_names", "versions"]

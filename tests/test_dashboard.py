@@ -188,7 +188,7 @@ def test_library_shows_percentiles_and_lifts(monkeypatch: pytest.MonkeyPatch, de
     assert np.allclose(table.loc[ok, "percentile"], library.loc[ok, "pct_sad"], equal_nan=True)
     assert np.allclose(table.loc[ok, "lift"], library.loc[ok, "lift_sad"])
     # the lifted dominant; "—" for an ad with too little evidence to name one
-    assert table.loc[ok, "dominant"].tolist() == library.loc[ok, "dominant"].fillna("—").tolist()
+    assert table.loc[ok, "dominant"].tolist() == library.loc[ok, "dominant"].fillna("too little evidence").tolist()
     assert table.loc[ok, "raw top emotion"].tolist() == library.loc[ok, "dominant_raw"].tolist()
 
 
@@ -247,7 +247,7 @@ def test_ad_page_timeline_and_explanations(monkeypatch: pytest.MonkeyPatch, demo
     with Store(demo_cache, readonly=True) as store:
         index, time_s, _ = store.explained_frames(key)[0]
         timeline = store.timeline(key)
-    at = _app(monkeypatch, demo_cache, "views/ad.py", ad=key, t=f"{time_s:.3f}")
+    at = _app(monkeypatch, demo_cache, "views/ad.py", ad=key, t=f"{time_s:.3f}", signals="all")
     assert not at.exception
     figure = _figure(at)
     # the face emotions (the soundtrack's lanes, on their own panel, carry meta "audio: <signal>")

@@ -121,7 +121,7 @@ def _texts(at: AppTest) -> str:
 def test_ad_page_draws_the_soundtrack_under_the_faces_on_one_time_axis(monkeypatch: pytest.MonkeyPatch,
                                                                       audio_cache: Path) -> None:
     key = _keys(audio_cache)["long laugh.mp4"]
-    at = _app(monkeypatch, audio_cache, "views/ad.py", ad=key)
+    at = _app(monkeypatch, audio_cache, "views/ad.py", ad=key, signals="all")  # every signal, not the top three
     assert not at.exception
     figure = _figure(at)
     by_name = {t["name"]: t for t in figure["data"]}

@@ -47,7 +47,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("emocore.models.*", "emocore.features", "emocore.training"),
     "explainers": ("emocore.attribution", "emocore.audio.explain"),
     "labels": ("emocore.labels",),
-    "media": ("emocore.video", "emocore.shots", "emocore.audio.*"),
+    "media": ("emocore.video", "emocore.shots", "emocore.preview", "emocore.audio.*"),
     "assets": ("emocore.assets",),
     "foundation": ("emocore", "emocore.errors", "emocore.files", "emocore.params", "emocore.registry",
                    "emocore.trust", "emocore.scoring", "emocore.charts", "emocore.export", "emocore.evaluation"),

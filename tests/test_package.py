@@ -63,7 +63,7 @@ def test_console_script_is_python_cli_py(tmp_path: Path) -> None:
 
 def test_every_pin_is_exact_and_the_package_installs_them() -> None:
     requirements = _requirements()
-    loose = [r for r in requirements if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+!\-]+", r)]
+    loose = [r for r in requirements if not re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[A-Za-z0-9_,\-]+\])?==[A-Za-z0-9_.+!\-]+", r)]
     assert not loose, f"requirements.txt pins must be exact (name==version): {loose}"
     assert "torch==2.14.1" in requirements  # a range admitting a newer torch downloads several GB
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

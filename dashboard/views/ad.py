@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,13 +24,18 @@ from loaders import (
     thumbnail_for,
 )
 from widgets import (
+    MISSING,
     chart,
     empty_cache_note,
     explain_command,
+    missing,
     norms_ui,
     open_cache_or_explain,
     param_float,
     plain,
+    plural,
+    read_only,
+    read_only_note,
     report_ui,
     trust_ui,
     warn_unknown_params,
@@ -41,10 +47,20 @@ from emocore.audio.decode import NoAudio
 from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS
 from emocore.audio.render import audio_explanation_figure
 from emocore.export import ReportSection
-from emocore.store import AdRow, FrameExplanation
+from emocore.errors import AdNotFound
+from emocore.preview import choose_player
+from emocore.store import AdRow, FrameExplanation, Store, preview_path
 from emocore.trust import summary_text
 
-PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
+#: Puts the page's video on the selected moment (st.video starts at whole seconds): on load, and again
+#: whenever the moment changes (the script's text changes with it, so it runs again).
+SEEK_SCRIPT = """<script>(() => { const t = MOMENT; let tries = 0;
+const go = () => { const v = document.querySelector('video[data-testid="stVideo"]');
+  if (!v) { if (tries++ < 50) setTimeout(go, 100); return; }
+  const seek = () => { if (Math.abs(v.currentTime - t) > 0.04) v.currentTime = t; };
+  if (v.readyState >= 1) seek();
+  v.addEventListener('loadedmetadata', () => setTimeout(seek, 0), { once: true }); };
+setTimeout(go, 0); })();</script>"""
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
 #: The soundtrack signals the timeline can draw (the mood lanes show as the music's mood in its hover).
 TIMELINE_LANES = ("laughter", "applause", "music", "speech", "exciting")
@@ -52,6 +68,26 @@ TIMELINE_LANES = ("laughter", "applause", "music", "speech", "exciting")
 EXPLAINABLE = tuple(s for s in AUDIO_SIGNALS if s != "loudness")
 #: Below this music probability a second's mood is not named.
 MIN_MUSIC_FOR_MOOD = 0.2
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _ad_for_link(root: str, version: int, ref: str) -> str | None:
+    """The key a link's `?ad=` names: a key, a key prefix (≥ 6 characters), a file name or a path, as the
+    command line takes them (`Store.ad`); None when no ad matches."""
+    try:
+        with Store(root, readonly=True) as store:
+            return store.ad(ref).key
+    except AdNotFound:
+        return None
+
+
+def link_ad_ui(root: Path, version: int) -> None:
+    """A link's `?ad=` that is a key prefix, a name or a path becomes the ad's full key."""
+    wanted = st.query_params.get("ad")
+    if wanted:
+        found = _ad_for_link(str(root), version, wanted)
+        if found is not None and found != wanted:
+            st.query_params["ad"] = found
 
 
 def ad_picker_ui(table: pd.DataFrame) -> str | None:
@@ -128,6 +164,9 @@ def no_explanation_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> N
     emotion = ad.labels[int(np.nanargmax(tl.raw[frame_idx]))]
     st.info("This moment has no explanation yet. To compute one:")
     st.code(explain_command(ad.path, t, emotion, root), language="bash")
+    if read_only():
+        read_only_note("this explanation")
+        return
     if st.button(f"Explain {plain(emotion)} at {t:.1f} s now", key="ad-explain-now", icon=":material/psychology:"):
         with st.spinner("Explaining with LIME and SHAP (a few seconds)…"):
             message = _explain_now(str(root), ad, t, emotion)
@@ -193,7 +232,7 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
     report = usecases.ad_report(root, ad.key, norms_dir=choice.root)
     return [
         ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, {dominant}, raw top emotion "
-                      f"{ad.dominant_raw or '—'} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
+                      f"{missing(ad.dominant_raw, 'none (no face)')} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
                       + ("" if ad.face_coverage is None else f", faces in {ad.face_coverage:.0%} of the frames") + ".",
                       (timeline,), (), summary),
         ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),
@@ -203,25 +242,34 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
 
 
 def summary_ui(ad: AdRow, row: pd.Series, shots: int, choice: NormsChoice) -> None:
-    """The ad's headline figures: short metric values, the longer words in a caption beneath."""
+    """The ad's headline figures: short metric values (they fit a fifth of the page at 1400 px), what each
+    rests on in its help and in a caption beneath."""
+    faced = int(row.get("face_frames", 0) or 0) > 0
     dominant = row.get("dominant")
     dominant = None if pd.isna(dominant) else str(dominant)
-    a, b, c, d, e = st.columns(5)
-    a.metric("Duration", f"{ad.duration_s:.1f} s")
-    b.metric("Dominant", dominant or "—", help="The emotion with the highest lift over the norm, among those with "
-                                               "enough evidence")
-    c.metric("Raw top emotion", ad.dominant_raw or "—", help="The highest raw mean (argmax), the model's bias "
-                                                             "included: it leans to sad and fear")
-    d.metric("Face frames", f"{int(row.get('face_frames', 0) or 0)}", help="Evidence: sampled frames with a face "
-                                                                          "scored")
-    e.metric("Frames scored", f"{ad.frames}")
-    faces = ("the model scores whole frames" if ad.face_coverage is None
-             else f"a face in {ad.face_coverage:.0%} of the frames")
+    a, b, c, d, e = st.columns([1, 1.4, 1.2, 1, 1])
+    a.metric("Duration", "unknown" if ad.duration_s is None else f"{ad.duration_s:.1f} s",
+             help=f"{plural(shots, 'shot')}; the file's length as its container gives it")
+    b.metric("Dominant", dominant or ("no face" if not faced else "thin evidence"),
+             help="The emotion with the highest lift over the norm, among those with enough evidence. "
+                  + ("No face: " + MISSING["no face"] if not faced else
+                     "Thin evidence: " + MISSING["too little evidence"] if not dominant else ""))
+    c.metric("Raw top emotion", missing(ad.dominant_raw, "no face"),
+             help="The highest raw mean (argmax), the model's bias included: it leans to sad and fear")
+    d.metric("Face frames", f"{int(row.get('face_frames', 0) or 0)}",
+             help=f"Evidence: sampled frames with a face scored, out of {ad.frames} scored")
+    coverage = ad.face_coverage
+    e.metric("Faces in", "n/a" if coverage is None else f"{coverage:.0%}",
+             help="The share of the scored frames with a face" if coverage is not None
+             else "Not measured: the model scores whole frames, not faces")
+    faces = ("the model scores whole frames" if coverage is None
+             else f"a face in {coverage:.0%} of the {ad.frames} frames scored")
     seconds = float(row.get("face_seconds", 0.0) or 0.0)
     lifted = (f"Dominant: {dominant} (highest lift over {_norm_name(choice)})" if dominant
+              else "No face: no emotion to name" if not faced
               else "Too little evidence to name a dominant emotion")
-    st.caption(f"Evidence: {seconds:.1f} s with a face, {faces}; {shots} shots. {lifted}; raw top emotion: "
-               f"{ad.dominant_raw or '—'} (highest raw mean).")
+    st.caption(f"Evidence: {seconds:.1f} s with a face, {faces}; {plural(shots, 'shot')}. {lifted}; raw top "
+               f"emotion: {missing(ad.dominant_raw, 'none (no face)')} (highest raw mean).")
 
 
 def _norm_name(choice: NormsChoice) -> str:
@@ -240,14 +288,17 @@ def against_library_ui(bundle: queries.AdBundle, row: pd.Series, choice: NormsCh
         "lift": row.get(f"lift_{e}"),
     } for e in bundle.ad.labels])
     st.markdown(f"**Against the library** ({plain(_norm_name(choice))})")
-    st.dataframe(table, hide_index=True, width="stretch", key="ad-norms", column_config={
-        "mean": st.column_config.NumberColumn(format="%.2f", help="Mean over the face frames (raw)"),
-        "peak": st.column_config.NumberColumn(format="%.2f"),
+    st.dataframe(table, hide_index=True, width="stretch", key="ad-norms", placeholder="—", column_config={
+        "mean": st.column_config.NumberColumn(format="%.2f", help="Mean over the face frames (raw); —: no face"),
+        "peak": st.column_config.NumberColumn(format="%.2f", help="The highest smoothed value; —: no face"),
         "rank score": st.column_config.NumberColumn(format="%.2f", help="The mean shrunk towards the library's "
-                                                                        "mean by how little evidence the ad has"),
+                                                                        "mean by how little evidence the ad has; "
+                                                                        "—: no face"),
         "percentile": st.column_config.NumberColumn(format="p%.0f", help="p92: higher than 92% of the norm "
-                                                                         "library's ads (top 8%)"),
-        "lift": st.column_config.NumberColumn(format="%.1f×", help="Rank score over the norm library's mean"),
+                                                                         "library's ads (top 8%); —: too little "
+                                                                         "evidence (face frames) to place it"),
+        "lift": st.column_config.NumberColumn(format="%.1f×", help="Rank score over the norm library's mean; "
+                                                                  "—: no face"),
     })
 
 
@@ -367,6 +418,9 @@ def audio_explanation_ui(root: Path, version: int, bundle: queries.AdBundle, sec
         return
     st.info(f"No explanation of {plain(LANE_LABELS[signal])} in second {second}–{second + 1} s yet. To compute one:")
     st.code(explain_command(bundle.ad.path, second + 0.5, signal, root), language="bash")
+    if read_only():
+        read_only_note("this explanation")
+        return
     if st.button(f"Explain {short_label(signal)} at {second}–{second + 1} s now", key="ad-audio-explain-now",
                  icon=":material/graphic_eq:"):
         with st.spinner("Explaining with LIME and SHAP over the spectrogram (a few seconds)…"):
@@ -407,6 +461,7 @@ def render() -> None:
     if table.empty:
         empty_cache_note(root)
         return
+    link_ad_ui(root, version)
     key = ad_picker_ui(table)
     bundle = load_bundle(str(root), version, key)
     ad = bundle.ad
@@ -421,15 +476,16 @@ def render() -> None:
     st.caption(soundtrack_note(bundle))
 
     if not (tl.faces != 0).any():
-        st.info("No face was found in this ad: the face model has nothing to score, so the timeline is empty.")
+        st.info("No face was found in this ad: the face model has nothing to score, so the timeline's face "
+                "emotions are empty.")
     frame_idx = moment_ui(bundle)
     t = float(tl.times[frame_idx])
+    fig = timeline_ui(bundle, library_row, t)  # the page's width: the time axis needs it
     left, right = st.columns([3, 2])
-    with right:
-        video_ui(root, bundle, frame_idx)
-        against_library_ui(bundle, library_row, norms_choice)
     with left:
-        fig = timeline_ui(bundle, t)
+        video_ui(root, bundle, frame_idx)
+    with right:
+        against_library_ui(bundle, library_row, norms_choice)
 
     st.subheader(f"The moment at {t:.1f} s", anchor=False)
     key_frames_ui(root, bundle, frame_idx)
@@ -460,39 +516,101 @@ def video_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
     """The video from the selected moment (or, for a format browsers cannot play, the frame)."""
     ad = bundle.ad
     t = float(bundle.timeline.times[frame_idx])
-    video = Path(ad.path)
-    if video.is_file() and video.suffix.lower() in PLAYABLE:
-        st.video(ad.path, format=PLAYABLE[video.suffix.lower()], start_time=int(t))
-        st.caption(f"Starts at the selected moment ({t:.1f} s).")
-    elif video.is_file():
-        st.image(key_frame_image(root, ad.key, frame_idx) if frame_idx in dict(bundle.explained)
-                 else thumbnail_for(root, ad.key, frame_idx), width="stretch")
-        st.caption(f"Browsers cannot play {video.suffix} files: the frame at {t:.1f} s.")
+    proxy = preview_path(root, ad.content_hash)
+    player = choose_player(ad.path, proxy if proxy.is_file() else None)
+    if player.path is not None:
+        # start_time is whole seconds: the script puts the player on the moment itself
+        st.video(str(player.path), format=player.mime, start_time=int(t))
+        st.html(SEEK_SCRIPT.replace("MOMENT", f"{t:.3f}"), unsafe_allow_javascript=True)
+        preview = f" The original cannot play here ({plain(player.reason)})." if player.source == "preview" else ""
+        st.caption(f"Starts at the selected moment ({t:.1f} s).{preview}")
     else:
-        st.info(f"The video file is no longer at {plain(ad.path)}.")
-        st.image(thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+        st.image(key_frame_image(root, ad.key, frame_idx) if frame_idx in dict(bundle.explained)
+                 else thumbnail_for(root, ad.key, frame_idx) or np.zeros((9, 16, 3), np.uint8), width="stretch")
+        st.caption(f"The frame at {t:.1f} s: {plain(player.reason)}.")
 
 
-def timeline_ui(bundle: queries.AdBundle, t: float) -> object:
-    """The timeline of every emotion, the soundtrack's lanes beneath on the same time axis; a click on a
-    point selects that moment (a click on a soundtrack lane: that second and signal). Returns the figure."""
+#: How many signals the timeline draws until the user picks others.
+TOP_SIGNALS = 3
+#: At most this many frame thumbnails go to the browser for the timeline's hover (evenly spread over the ad).
+HOVER_THUMBS = 120
+
+
+def signal_options(bundle: queries.AdBundle) -> list[str]:
+    """What the timeline can draw: the face emotions, then ("audio:<lane>") the soundtrack's lanes when read."""
+    audio = [f"audio:{name}" for name in TIMELINE_LANES] if bundle.lanes is not None else []
+    return [*bundle.ad.labels, *audio]
+
+
+def _figure(row: pd.Series, ref: str, prefix: str) -> float:
+    column = queries.audio_column(prefix, ref[len("audio:"):]) if ref.startswith("audio:") else f"{prefix}_{ref}"
+    value = row.get(column)
+    return float(value) if value is not None and not pd.isna(value) else float("nan")
+
+
+def top_signals(bundle: queries.AdBundle, row: pd.Series, k: int = TOP_SIGNALS) -> list[str]:
+    """The ad's `k` strongest signals: the highest lift over the norm (the rank score over the norm library's
+    mean), face emotions and soundtrack lanes alike (a lift reads the same for both); signals without a lift
+    (no face, no sound) follow, by their raw mean."""
+    options = signal_options(bundle)
+
+    def strength(ref: str) -> tuple[int, float]:
+        lift, mean = _figure(row, ref, "lift"), _figure(row, ref, "mean")
+        if not np.isnan(lift):
+            return 0, -lift
+        return (1, -mean) if not np.isnan(mean) else (2, 0.0)
+
+    return sorted(options, key=strength)[:k]
+
+
+def signal_name(ref: str) -> str:
+    """How the timeline's picker names a signal: a face emotion as is, a soundtrack lane as "sound: laughter"."""
+    return f"sound: {short_label(ref[len('audio:'):])}" if ref.startswith("audio:") else ref
+
+
+def signals_ui(bundle: queries.AdBundle, row: pd.Series) -> list[str]:
+    """The signals drawn: the ad's top three by default, any others one click away; a changed choice is kept in
+    the link (`?signals=happy,audio:laughter`, `?signals=all`)."""
+    options, default = signal_options(bundle), top_signals(bundle, row)
+    linked = st.query_params.get("signals")
+    initial = (options if linked == "all" else [] if linked == "none"
+               else [r for r in linked.split(",") if r in options] if linked else default)
+    shown = st.multiselect(
+        "Signals on the timeline", options, initial, format_func=signal_name, key=f"ad-signals-{bundle.ad.key}",
+        help=f"By default the ad's {TOP_SIGNALS} strongest signals: the highest lift over the norm, face "
+             "emotions and soundtrack lanes alike (signals without a lift follow by their mean). Add any other here.")
+    if sorted(shown) == sorted(default):
+        st.query_params.pop("signals", None)
+    else:
+        st.query_params["signals"] = ("all" if sorted(shown) == sorted(options) else ",".join(shown) or "none")
+    return shown
+
+
+def timeline_ui(bundle: queries.AdBundle, row: pd.Series, t: float) -> object:
+    """The timeline of the chosen signals (the ad's top three by default), face emotions above, the soundtrack's
+    lanes beneath on the same time axis; a click on a point selects that moment (a click on a soundtrack lane:
+    that second and signal), hovering one shows that frame. Returns the figure."""
     ad, tl = bundle.ad, bundle.timeline
-    left, right = st.columns([3, 2])
-    shown = left.multiselect("Emotions on the timeline", list(ad.labels), list(ad.labels), key="ad-emotions")
-    lanes = right.multiselect("Soundtrack lanes", list(TIMELINE_LANES), list(TIMELINE_LANES),
-                              format_func=short_label, key="ad-lanes", disabled=bundle.lanes is None)
-    show_raw = st.toggle("Show the raw per-frame values", key="ad-raw", value=st.query_params.get("show") == "raw")
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    with left:
+        shown = signals_ui(bundle, row)
+    show_raw = right.toggle("Raw values", key="ad-raw", value=st.query_params.get("show") == "raw",
+                            help="Also draw each face emotion's raw per-frame values (dots) under its smoothed line")
+    lanes = [ref[len("audio:"):] for ref in shown if ref.startswith("audio:")]
     fig = charts.timeline_figure(
         f"{ad.name}: emotions and soundtrack over time", tl.times, tl.smoothed, tl.raw, list(ad.labels),
         shots=tl.shots, peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
-        emotions=shown, show_raw=show_raw, audio=audio_panel(bundle, lanes),
+        emotions=[ref for ref in shown if not ref.startswith("audio:")], show_raw=show_raw,
+        audio=audio_panel(bundle, lanes),
     )
     state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
                   on_select="rerun", selection_mode="points")
-    st.caption("Click a point to see that moment. Triangles mark the peaks (of each emotion and of laughter, "
-               "applause and the exciting cue), diamonds the explained moments, dotted lines the shot boundaries. "
-               "Soundtrack lanes are per second (a gap: no sound there); loudness is the RMS level in dBFS "
-               "(0 = full scale).")
+    hover_thumbnails_ui(cache_root(), bundle, "ad-timeline")
+    st.caption("Drawn: the ad's three strongest signals (highest lift over the norm) unless you pick others above. "
+               "Hover a point to see its frame; click it to see that moment. Triangles mark the peaks (of each "
+               "emotion and of laughter, applause and the exciting cue), diamonds the explained moments, dotted "
+               "lines the shot boundaries. Soundtrack lanes are per second (a gap: no sound there); loudness is the "
+               "RMS level in dBFS (0 = full scale).")
     points = state.selection.points if state else []
     if points:
         picked = _picked(fig, points[0], tl.times)
@@ -504,6 +622,75 @@ def timeline_ui(bundle: queries.AdBundle, t: float) -> object:
                 st.session_state["ad-audio-signal"] = picked[1]
             st.rerun()
     return fig
+
+
+#: Shows a frame's thumbnail beside the pointer while a timeline point is hovered. Plotly's hover label
+#: cannot hold an image, and Streamlit reports clicks, not hovers: a listener on the chart's own
+#: `plotly_hover` event (Plotly's JavaScript API) does it in the browser, with no rerun. The watcher attaches
+#: it to each newly drawn chart (a rerun may draw a new one) and reads the latest thumbnails sent. No markup
+#: inside the script: Streamlit's HTML sanitiser drops a script whose text holds a tag.
+_HOVER_SCRIPT = """<script>
+(() => {
+  window.__emocoreHover = __DATA__;
+  if (window.__emocoreHoverTimer) return;
+  window.__emocoreHoverTimer = setInterval(() => {
+    const data = window.__emocoreHover;
+    const plot = document.querySelector(`.st-key-${data.key} .js-plotly-plot`);
+    if (!plot || typeof plot.on !== "function" || plot.__emocoreHover) return;
+    plot.__emocoreHover = true;
+    let box = document.getElementById("emocore-hover-thumb");
+    if (!box) {
+      box = document.createElement("figure");
+      box.id = "emocore-hover-thumb";
+      box.style.cssText = "position:fixed;z-index:100000;display:none;margin:0;padding:4px;background:#fff;"
+        + "border:1px solid #bbb;border-radius:4px;box-shadow:0 2px 8px rgba(0,0,0,.25);pointer-events:none;"
+        + "font:12px sans-serif;color:#333;text-align:center";
+      const img = document.createElement("img");
+      img.style.cssText = "display:block;width:200px;height:auto";
+      box.appendChild(img);
+      box.appendChild(document.createElement("figcaption"));
+      document.body.appendChild(box);
+    }
+    plot.on("plotly_hover", (event) => {
+      const d = window.__emocoreHover, p = event.points && event.points[0];
+      if (!p || !d.times.length) return;
+      let x = Number(p.x);
+      if (String(p.data.meta || "").startsWith("audio: ") && p.data.mode === "lines+markers") x += 0.5;
+      let best = 0;
+      d.times.forEach((t, i) => { if (Math.abs(t - x) < Math.abs(d.times[best] - x)) best = i; });
+      box.querySelector("img").src = d.uris[best];
+      box.querySelector("figcaption").textContent = `frame at ${d.times[best].toFixed(1)} s`;
+      box.style.display = "block";
+      const rect = plot.getBoundingClientRect();
+      const cx = event.event ? event.event.clientX : rect.right - 110;
+      const cy = event.event ? event.event.clientY : rect.top + 150;
+      // above the pointer (Plotly's label sits beside the point), below it near the window's top
+      box.style.left = `${Math.min(Math.max(8, cx - 104), window.innerWidth - 220)}px`;
+      const above = cy > 200;
+      box.style.bottom = above ? `${window.innerHeight - cy + 18}px` : "auto";
+      box.style.top = above ? "auto" : `${cy + 24}px`;
+    });
+    plot.on("plotly_unhover", () => { box.style.display = "none"; });
+  }, 250);
+})();
+</script>"""
+
+
+def hover_thumbnails_ui(root: Path, bundle: queries.AdBundle, chart_key: str) -> None:
+    """Hovering a timeline point shows its frame's thumbnail (at most HOVER_THUMBS of them are sent, evenly
+    spread; a point shows the nearest)."""
+    tl = bundle.timeline
+    count = len(tl.times)
+    picks = np.unique(np.linspace(0, count - 1, min(count, HOVER_THUMBS)).round().astype(int)) if count else []
+    times, uris = [], []
+    for index in picks:
+        uri = thumbnail_for(root, bundle.ad.key, int(index))
+        if uri:
+            times.append(round(float(tl.times[index]), 3))
+            uris.append(uri)
+    if uris:
+        data = json.dumps({"key": chart_key, "times": times, "uris": uris})
+        st.html(_HOVER_SCRIPT.replace("__DATA__", data), unsafe_allow_javascript=True)
 
 
 def _picked(fig: object, point: dict, times: np.ndarray) -> tuple[str, str | None] | None:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from loaders import NormsChoice, cache_root, library_for, thumbnail_for
+from loaders import NormsChoice, cache_root, cover_for, library_for
 from widgets import chart, empty_cache_note, norms_ui, open_cache_or_explain, plain, warn_unknown_params
 
 from emocore import charts, norms, queries
@@ -148,15 +148,19 @@ def table_view(root: Path, view: pd.DataFrame, signal: queries.Signal, norms_lin
 
     ok = view["status"] == "ok"
     heard = ok & (view["audio_status"] == "ok")
+    faced = ok & (view["face_frames"].fillna(0) > 0)
     faces = {"face frames": view["face_frames"].where(ok), "face seconds": view["face_seconds"].where(ok)}
-    sound = {"sound (s)": view["audio_seconds"].where(heard), "audio": view["audio_note"].where(ok, "—")}
-    lifted = {"dominant": view["dominant"].where(~ok | view["dominant"].notna(), "—"),
-              "raw top emotion": view["dominant_raw"]}
+    sound = {"sound (s)": view["audio_seconds"].where(heard), "audio": view["audio_note"].where(ok, "failed")}
+    # a missing value in words (the columns' help says what each means), never "None"
+    lifted = {"dominant": view["dominant"].astype(object).where(view["dominant"].notna(), [
+                  "too little evidence" if f else "no face" if o else "failed" for o, f in zip(ok, faced)]),
+              "raw top emotion": view["dominant_raw"].astype(object).where(
+                  view["dominant_raw"].notna(), ["no face" if o else "failed" for o in ok])}
     # the ranked signal's evidence right after its figures
     evidence = {**sound, **faces, **lifted} if signal.audio else {**faces, **lifted, **sound}
     return pd.DataFrame({
         "rank": view["rank"],
-        "thumbnail": [thumbnail_for(root, k, 0) for k in view["key"]],
+        "thumbnail": [cover_for(root, k) for k in view["key"]],
         "name": view["name"],
         "rank score": column("score"),
         "mean (raw)": column("mean"),
@@ -169,43 +173,63 @@ def table_view(root: Path, view: pd.DataFrame, signal: queries.Signal, norms_lin
         "peak": column("peak"),
         "share ≥ threshold": column("share"),
         "face coverage": view["face_coverage"],
-        "failure": view["error"],
+        "failure": view["error"].astype(object).where(~ok & view["error"].notna(), ["" if o else "failed: reason not "
+                                                                                   "recorded" for o in ok]),
     })
 
 
 COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", format="%d", width=44,
-                                          help="Place in the ranking; empty: too little evidence to rank, or failed"),
+                                          help="Place in the ranking; —: too little evidence to rank (see the "
+                                               "evidence columns), no face, or failed (see the failure column)"),
     "thumbnail": st.column_config.ImageColumn("", width=56),
     "name": st.column_config.TextColumn(width=130),
     "rank score": st.column_config.NumberColumn(
         format="%.2f", width=76,
         help="What the ranking sorts by: the mean over the face frames, shrunk towards the library's mean the "
-             "fewer face frames the ad has"),
+             "fewer face frames the ad has; —: no face (or no sound, for a soundtrack signal) or failed"),
     "mean (raw)": st.column_config.NumberColumn(format="%.2f", width=80, help="The mean over the face frames, as "
-                                                "the model gives it (no evidence weighting)"),
+                                                "the model gives it (no evidence weighting); —: no face, or failed"),
     "percentile": st.column_config.NumberColumn(format="p%.0f", width=72, help="Where the rank score falls among "
                                                 "the norm library's ranked ads: p92 = higher than 92% of them, the "
-                                                "top 8%"),
+                                                "top 8%; —: too little evidence to place it, no face, or failed"),
     "lift": st.column_config.NumberColumn(format="%.1f× library", width=86, help="The rank score over the norm "
-                                          "library's mean for this emotion: 1.8× = 80% above the library"),
+                                          "library's mean for this emotion: 1.8× = 80% above the library; —: no face, or failed"),
     "face frames": st.column_config.NumberColumn(format="%d", width=80, help="Evidence: sampled frames with a "
-                                                 "face scored"),
-    "face seconds": st.column_config.NumberColumn(format="%.1f s", width=86, help="Evidence: seconds with a face"),
+                                                 "face scored; —: failed"),
+    "face seconds": st.column_config.NumberColumn(format="%.1f s", width=86, help="Evidence: seconds with a face; "
+                                                 "—: failed"),
     "sound (s)": st.column_config.NumberColumn(format="%.0f s", width=72, help="Evidence of the soundtrack "
-                                               "signals: seconds with sound"),
+                                               "signals: seconds with sound; —: no audio, not analysed or failed "
+                                               "(the audio column says which)"),
     "audio": st.column_config.TextColumn(width=110, help="The soundtrack: seconds of sound, no audio (the file "
-                                         "has no audio track), audio failed (why), or not analysed (indexed with "
-                                         "--no-audio)"),
-    "dominant": st.column_config.TextColumn(width=72, help="The emotion with the highest lift over the norm, among "
-                                                           "those with enough evidence; —: too little evidence"),
+                                         "has no audio track), audio failed (why), not analysed (indexed with "
+                                         "--no-audio), or failed (the ad failed indexing)"),
+    "dominant": st.column_config.TextColumn(width=110, help="The emotion with the highest lift over the norm, "
+                                                            "among those with enough evidence. too little evidence: "
+                                                            "too few face frames to name one; no face: the face "
+                                                            "model found no face; failed: indexing failed"),
     "raw top emotion": st.column_config.TextColumn(width=108, help="The highest raw mean (argmax), the model's bias "
-                                                                   "included (it leans to sad and fear)"),
+                                                                   "included (it leans to sad and fear); no face: "
+                                                                   "no face found; failed: indexing failed"),
     "open": st.column_config.LinkColumn("open", display_text="open ›", width=56),
-    "peak": st.column_config.NumberColumn(format="%.2f"),
-    "share ≥ threshold": st.column_config.NumberColumn(format="percent"),
-    "face coverage": st.column_config.NumberColumn(format="percent"),
+    "peak": st.column_config.NumberColumn(format="%.2f", help="The highest smoothed value; —: no face, or failed"),
+    "share ≥ threshold": st.column_config.NumberColumn(format="percent", help="Share of the face frames at or "
+                                                       "above the threshold; —: no face, or failed"),
+    "face coverage": st.column_config.NumberColumn(format="percent", help="Share of the sampled frames with a "
+                                                   "face; —: failed, or the model scores whole frames"),
+    "failure": st.column_config.TextColumn(width=200, help="Why indexing failed (empty for the ads indexed)"),
+    "status": st.column_config.TextColumn(width=60, help="ok: indexed; failed: see the failure column"),
 }
+
+
+def column_order(shown: pd.DataFrame) -> list[str]:
+    """The columns in their order; a page with a failed ad shows why right after its name."""
+    names = list(shown.columns)
+    if (shown["status"] == "failed").any():
+        names.remove("failure")
+        names.insert(names.index("name") + 1, "failure")
+    return names
 
 
 def mix_chart(ok: pd.DataFrame, emotions: list[str], choice: NormsChoice) -> None:
@@ -252,7 +276,7 @@ def render() -> None:
     st.caption(ranking_note(table, chosen, found, norms_choice))
     picked = st.dataframe(
         shown, hide_index=True, key="lib-table", on_select="rerun", selection_mode="single-row",
-        row_height=60, column_config=COLUMNS,
+        row_height=60, column_config=COLUMNS, placeholder="—", column_order=column_order(shown),
     )
     selected = picked.selection.rows if picked else []
     if selected:

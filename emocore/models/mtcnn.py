@@ -266,6 +266,16 @@ def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, th
     return order[torch.as_tensor(keep, dtype=torch.int64)]
 
 
+def _box_rows(boxes: np.ndarray) -> np.ndarray:
+    """(k, 4) float32 x1, y1, x2, y2 of a (k, ≥4) array (extra columns dropped; empty → (0, 4))."""
+    a = np.asarray(boxes, dtype=np.float32)
+    if a.size == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    if a.ndim != 2 or a.shape[1] < 4 or not np.isfinite(a[:, :4]).all():
+        raise ValueError(f"seed boxes must be a finite (k, ≥4) array, got shape {a.shape}")
+    return np.ascontiguousarray(a[:, :4])
+
+
 # cv2.remap wants maps under 32767 rows; crops are sampled in chunks of this many.
 _REMAP_CHUNK = 600
 _MAX_OCTAVE = 16
@@ -428,6 +438,38 @@ class MTCNN:
             return []
         with torch.inference_mode():
             return self._detect(images, self.min_face_size if min_face_size is None else float(min_face_size))
+
+    def refine(self, images: Sequence[np.ndarray], seeds: Sequence[np.ndarray], passes: int = 2) -> list[Detections]:
+        """Faces near known boxes, by O-Net alone: no pyramid, no P-Net, no R-Net.
+
+        `seeds[i]`: (k, ≥4) boxes x1, y1, x2, y2 in `images[i]`'s pixels (e.g. the faces found in the
+        previous sampled frame of the same shot). Each seed is squared and read by O-Net, whose box
+        regression moves it onto the face; `passes` O-Net reads in all (the second starts from the
+        first's regressed box, which follows a face that moved further). A seed whose last read
+        scores under the O-Net threshold is dropped; the survivors go through the same Min-NMS and
+        clipping as `detect_with_landmarks`, whose output format this is. About 1 ms a seed,
+        against 12–16 ms a 640×360 frame for full detection.
+        """
+        if len(seeds) != len(images):
+            raise ValueError(f"got {len(seeds)} seed arrays for {len(images)} images")
+        if passes < 1:
+            raise ValueError("passes must be at least 1")
+        if len(images) == 0:
+            return []
+        with torch.inference_mode():
+            rows = [_box_rows(s) for s in seeds]
+            boxes = torch.from_numpy(np.concatenate(rows))
+            image = torch.as_tensor(np.repeat(np.arange(len(images)), [len(r) for r in rows]), dtype=torch.int64)
+            found = _Candidates(_square(boxes), torch.ones(len(boxes)), image)
+            sampler = _CropSampler(images)
+            for _ in range(passes - 1):
+                found = self._usable(found)
+                if len(found) == 0:
+                    break
+                _, reg, _ = _run_chunked(self.onet, self._crops(sampler, found, 48), self._crops_per_call, self.device)
+                found = _Candidates(_square(_apply_regression(found.boxes, reg)), found.scores, found.image)
+            boxes, scores, image, points = self._stage_onet(sampler, found)
+            return self._collect(images, boxes, scores, image, points)
 
     def scales(self, height: int, width: int, min_face_size: float | None = None) -> list[float]:
         """The pyramid: 12/min_face_size first, shrinking by scale_factor while the short side ≥ 12 px."""
