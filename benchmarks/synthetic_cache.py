@@ -220,9 +220,12 @@ def is_built(root: Path, ads: int, frames: int) -> bool:
     try:
         with Store(root, readonly=True) as store:
             row = store.connection.execute("SELECT value FROM meta WHERE key = 'synthetic'").fetchone()
+            columns = {c[1] for c in store.connection.execute("PRAGMA table_info(ads)")}
     except Exception:
         return False
-    return row is not None and row[0] == json.dumps({"generator": GENERATOR, "ads": ads, "frames": frames})
+    # a cache made before a column was added to the (unreleased) schema is rebuilt, not misread
+    return (row is not None and row[0] == json.dumps({"generator": GENERATOR, "ads": ads, "frames": frames})
+            and set(ADS_INSERT_COLUMNS) <= columns)
 
 
 def build(root: Path = DEFAULT_ROOT, ads: int = 10_000, frames: int = 60, writer: str = "store",

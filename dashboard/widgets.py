@@ -199,7 +199,8 @@ def empty_cache_note(root: Path) -> None:
 
 #: Every page's link parameters: a page drops the other pages' ones silently (they follow a page switch).
 PAGE_PARAMS = {
-    "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page", "evidence", "per", "norms"},
+    "library": {"emotion", "min", "max", "q", "status", "dmin", "dmax", "order", "page", "size", "evidence", "per",
+                "norms"},
     "ad": {"ad", "t", "emotion", "method", "opacity", "sign", "show", "norms", "audio", "signals"},
     "compare": {"ads", "emotion", "align", "profile", "norms"},
     "versions": {"ads", "emotion", "q", "norms"},

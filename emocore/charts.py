@@ -167,7 +167,9 @@ def timeline_figure(
     drawn = lanes and bool(audio.lanes)  # lanes chosen: their own panel above the loudness
     if with_audio:
         rows = 3 if drawn else 2
-        heights = [0.52, 0.3, 0.18] if drawn else [0.76, 0.24] if lanes else [0.8, 0.2]
+        faces = emotions is None or any(e in emotions for e in labels)  # no face emotion chosen: a thin panel
+        heights = ([0.52, 0.3, 0.18] if faces else [0.16, 0.56, 0.28]) if drawn else [0.76, 0.24] if lanes \
+            else [0.8, 0.2]
         fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=heights)
     else:
         fig = go.Figure()

@@ -18,12 +18,14 @@ from loaders import (
     key_frame_image,
     library_for,
     load_audio_explained,
+    load_ads_by_key,
     load_audio_explanation,
     load_bundle,
     load_explanation,
     thumbnail_for,
 )
 from widgets import (
+    ad_search_ui,
     MISSING,
     chart,
     empty_cache_note,
@@ -90,18 +92,31 @@ def link_ad_ui(root: Path, version: int) -> None:
             st.query_params["ad"] = found
 
 
-def ad_picker_ui(table: pd.DataFrame) -> str | None:
-    """Which ad: from the link (?ad=KEY) or a select box."""
-    # ads with faces first: the default is an ad the model has something to say about
-    ordered = table.assign(_ok=table["status"] == "ok").sort_values(["_ok", "face_coverage"], ascending=False,
-                                                                    na_position="last", kind="stable")
-    keys = list(ordered["key"])
+def _pick_ad() -> None:
+    """A pick in the select box becomes the link (the link says which ad the page shows)."""
+    st.query_params.clear()
+    st.query_params["ad"] = st.session_state["ad-pick"]
+
+
+def _default_ad(table: pd.DataFrame) -> str:
+    """The ad a link without ?ad= opens: the analysed ad with the most face coverage (the model has the
+    most to say about it), the newest of equals."""
+    ok = (table["status"] == "ok").to_numpy(dtype=bool)
+    coverage = np.nan_to_num(table["face_coverage"].to_numpy(dtype=np.float64, na_value=np.nan), nan=-1.0)
+    return str(table["key"].iloc[int(np.argmax(np.where(ok, coverage, -2.0)))])
+
+
+def ad_picker_ui(root: Path, table: pd.DataFrame) -> str:
+    """Which ad: the link's (?ad=KEY), else `_default_ad`; a search box finds any other on the server
+    (`widgets.ad_search_ui`): the select box offers at most `queries.SEARCH_LIMIT` ads besides this one."""
     wanted = st.query_params.get("ad")
-    if wanted and wanted not in keys:
+    exists = bool(wanted) and bool(load_ads_by_key(str(root), cache_version(root), (wanted,)))
+    if wanted and not exists:
         st.warning(f"No ad {plain(wanted)} in this cache; pick one below.")
-    labels = {k: f"{n} ({s})" if s != "ok" else n for k, n, s in zip(table["key"], table["name"], table["status"])}
-    index = keys.index(wanted) if wanted in keys else 0
-    key = st.selectbox("Ad", keys, index=index, format_func=lambda k: labels[k], key="ad-pick")
+    key = wanted if exists else _default_ad(table)
+    options = ad_search_ui(root, "ad", [key])
+    st.session_state["ad-pick"] = key  # the link decides (a pick rewrites the link first: _pick_ad)
+    st.selectbox("Ad", options.keys, format_func=options.label, key="ad-pick", on_change=_pick_ad)
     if key != wanted:
         st.query_params.clear()
         st.query_params["ad"] = key
@@ -462,7 +477,7 @@ def render() -> None:
         empty_cache_note(root)
         return
     link_ad_ui(root, version)
-    key = ad_picker_ui(table)
+    key = ad_picker_ui(root, table)
     bundle = load_bundle(str(root), version, key)
     ad = bundle.ad
     st.title(plain(ad.name), anchor=False)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from loaders import cache_root, cache_version, library_for, load_bundle, load_explanation
-from widgets import chart, explain_command, norms_ui, open_cache_or_explain, plain, report_ui, warn_unknown_params
+from loaders import cache_root, cache_version, library_for, load_ads_by_key, load_bundle, load_explanation
+from widgets import ad_search_ui, chart, explain_command, norms_ui, open_cache_or_explain, plain, report_ui, \
+    warn_unknown_params
 
 from emocore import charts, export, queries, usecases
 from emocore import render as draw
@@ -22,20 +23,36 @@ ALIGN = {"seconds": "seconds", "share of duration": "share"}
 PROFILE = {"mean": "mean", "percentile in the library": "pct"}
 
 
-def ads_ui(table: pd.DataFrame) -> list[str]:
-    ok = table[table["status"] == "ok"]
-    keys = list(ok["key"])
-    names = dict(zip(ok["key"], ok["name"]))
-    wanted = list(dict.fromkeys(k for k in st.query_params.get("ads", "").split(",") if k in names))
+def _pick_ads() -> None:
+    """A change in the picker becomes the link (the link says which ads are compared)."""
+    st.query_params["ads"] = ",".join(st.session_state["cmp-ads"])
+
+
+def _most_faces(table: pd.DataFrame, count: int) -> list[str]:
+    """The `count` analysed ads with the most face coverage (the newest of equals)."""
+    ok = (table["status"] == "ok").to_numpy(dtype=bool)
+    coverage = np.nan_to_num(table["face_coverage"].to_numpy(dtype=np.float64, na_value=np.nan), nan=-1.0)
+    order = np.argsort(-np.where(ok, coverage, -2.0), kind="stable")[:count]
+    return [str(k) for k, good in zip(table["key"].to_numpy()[order], ok[order]) if good]
+
+
+def ads_ui(root: Path, table: pd.DataFrame) -> list[str]:
+    """The ads compared: the link's (?ads=A,B), else the two with the most face coverage; a search box
+    finds others on the server (`widgets.ad_search_ui`, at most `queries.SEARCH_LIMIT` offered)."""
+    linked = list(dict.fromkeys(k for k in st.query_params.get("ads", "").split(",") if k))
+    named = {m.key for m in load_ads_by_key(str(root), cache_version(root), tuple(linked)) if m.status == "ok"}
+    wanted = [k for k in linked if k in named]
+    missing = [k for k in linked if k not in named]
+    if missing:
+        st.warning("Not in this cache (or failed): " + ", ".join(plain(k) for k in missing))
     if len(wanted) > 4:
         st.warning(f"The link names {len(wanted)} ads; comparing the first 4.")
         wanted = wanted[:4]
-    missing = [k for k in st.query_params.get("ads", "").split(",") if k and k not in names]
-    if missing:
-        st.warning("Not in this cache (or failed): " + ", ".join(plain(k) for k in missing))
-    by_faces = list(ok.sort_values("face_coverage", ascending=False, kind="stable")["key"])
-    chosen = st.multiselect("Ads to compare (2 to 4)", keys, wanted or by_faces[:2], max_selections=4,
-                            format_func=lambda k: names[k], key="cmp-ads")
+    wanted = wanted or _most_faces(table, 2)
+    options = ad_search_ui(root, "cmp", wanted, status="ok")
+    st.session_state["cmp-ads"] = wanted  # the link decides (a change rewrites the link first: _pick_ads)
+    chosen = st.multiselect("Ads to compare (2 to 4)", options.keys, max_selections=4, format_func=options.label,
+                            key="cmp-ads", on_change=_pick_ads)
     st.query_params["ads"] = ",".join(chosen)
     return chosen
 
@@ -102,7 +119,7 @@ def render() -> None:
     if (table["status"] == "ok").sum() < 2:
         st.info("Comparing needs at least two indexed ads in the cache.")
         return
-    chosen = ads_ui(table)
+    chosen = ads_ui(root, table)
     if len(chosen) < 2:
         st.info("Pick at least two ads.")
         return

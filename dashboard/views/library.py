@@ -21,9 +21,12 @@ from widgets import chart, empty_cache_note, norms_ui, open_cache_or_explain, pl
 
 from emocore import charts, norms, queries
 from emocore.audio.lanes import LANE_LABELS
-from emocore.usecases import LibraryFilters, RankedLibrary, evidence_rate, face_frames_for, filter_library
+from emocore.usecases import LibraryFilters, RankedLibrary, evidence_rate, face_frames_for, filter_library, \
+    library_details
 
 PAGE_SIZE = 50
+#: the rows a page can hold (the link's ?size=)
+PAGE_SIZES = (50, 100)
 #: the units the minimum evidence can be set in (link value -> label)
 EVIDENCE_UNITS = {"frames": "face frames", "seconds": "seconds with a face"}
 #: what "Funniest first" ranks by: the soundtrack's laughter lane
@@ -116,7 +119,9 @@ def filters_ui(table: pd.DataFrame, emotions: list[str]) -> Chosen:
         top = float(int(longest) + 1)
         duration = st.slider("Duration (s)", 0.0, top, (min(_float("dmin", 0.0), top), min(_float("dmax", top), top)),
                              0.5, key="lib-duration")
-        name = st.text_input("Name contains", params.get("q", ""), key="lib-name")
+        name = st.text_input("Find (name, path or key prefix)", params.get("q", ""), key="lib-name",
+                             help="Keeps the ads whose name or path contains this (any case), or whose key starts "
+                                  "with it")
         statuses = tuple(st.multiselect("Status", ["ok", "failed"],
                                         [s for s in params.get("status", "ok,failed").split(",") if s in ("ok", "failed")],
                                         key="lib-status"))
@@ -262,14 +267,13 @@ def render() -> None:
         return
     chosen = filters_ui(table, emotions)
     found = filter_library(table, chosen.filters)
-    rows = found.rows
-    ok = table[table["status"] == "ok"]
+    ok = table.loc[(table["status"] == "ok").to_numpy(dtype=bool), ["dominant", "duration_s"]]
     a, b, c, d = st.columns(4)
     a.metric("Ads", f"{len(table):,}")
-    b.metric("Shown", f"{len(rows):,}")
+    b.metric("Shown", f"{len(found):,}")
     c.metric("Failed", f"{int((table['status'] == 'failed').sum()):,}")
     d.metric("Total duration", f"{ok['duration_s'].sum() / 60:.1f} min")
-    view = page_ui(rows)
+    view = library_details(root, page_ui(found))  # the page's rows get the rest of their columns
     norms_param = st.query_params.get("norms")
     norms_link = "" if norms_param is None else f"&norms={quote(norms_param, safe='')}"
     shown = table_view(root, view, chosen.signal, norms_link)
@@ -287,16 +291,25 @@ def render() -> None:
     mix_chart(ok, emotions, norms_choice)
 
 
-def page_ui(rows: pd.DataFrame) -> pd.DataFrame:
-    """The page of rows to show (PAGE_SIZE a page; the page number is in the link)."""
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
+def page_ui(found: RankedLibrary) -> pd.DataFrame:
+    """The page of rows to show: only its rows are built (`RankedLibrary.page`); the page number and the
+    rows per page (`PAGE_SIZES`) are in the link (?page=2&size=100)."""
+    try:
+        linked_size = int(st.query_params.get("size", PAGE_SIZE))
+    except ValueError:
+        linked_size = PAGE_SIZE
+    left, right = st.columns([1, 4])
+    size = left.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(linked_size)
+                          if linked_size in PAGE_SIZES else 0, key="lib-page-size")
+    pages = max(1, -(-len(found) // size))
     try:
         start_page = min(max(1, int(st.query_params.get("page", 1))), pages)
     except ValueError:
         start_page = 1
-    page = int(st.number_input(f"Page (of {pages})", 1, pages, start_page, key="lib-page")) if pages > 1 else 1
-    st.query_params["page"] = str(page)
-    return rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    page = int(right.number_input(f"Page (of {pages:,})", 1, pages, start_page, key="lib-page")) if pages > 1 else 1
+    page = min(page, pages)
+    st.query_params.update({"page": str(page), "size": str(size)})
+    return found.page((page - 1) * size, page * size)
 
 
 def ranking_note(table: pd.DataFrame, chosen: Chosen, found: RankedLibrary, choice: NormsChoice) -> str:

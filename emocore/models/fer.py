@@ -22,6 +22,15 @@ How a frame is scored:
   probabilities are those of its **largest** face by box area (the subject of the shot: a max
   over faces would let any background face set the score). A frame with no face that passes gets
   a NaN row: "no face" is not "zero". `FrameScores.face_px` holds the scored face's size.
+* **Following faces** (`redetect_every` N > 1, opt-in; 1, a full search of every frame, is the
+  default). For the indexer's call (`analyse_scaled`: consecutive sampled frames of one video)
+  only every N-th frame of a call is searched in full; a frame between is searched by O-Net around
+  the faces kept in the frame before it (`MTCNN.refine`), and in full when that keeps no face.
+  It changes the stored numbers, so it is part of the version (the ad's key). Measured with
+  N = 4 on the demo clips and the 720p benchmark clip (benchmarks/bench_index.py
+  --redetect-every 4): the same face frames and dominant emotion, clip means within 0.03 per
+  emotion, single frames up to 0.75 apart (the classifier swings with a box a few pixels off),
+  for 0.82–0.92× the model's CPU time (two runs): not worth it as a default.
 * **The device.** `device` (a torch device; `load_model("fer", device="cuda")`) is where MTCNN and
   the classifier run, with the batch sizes of emocore/models/device.py's table; the CPU is the
   default. The device is not part of the version: results agree across devices within
