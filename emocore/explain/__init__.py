@@ -162,25 +162,25 @@ def explain_frame(
     return target.region, shown, image, tuple(stored)
 
 
-def _missing(store: Store, key: str, digest: str, plan: dict[int, tuple[str, ...]],
+def _missing(read: Callable[[int], FrameExplanation | StoredAudioExplanation], plan: dict[int, tuple[str, ...]],
              methods: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
-    """The planned (frame, emotions) not yet in the store; corrupt stored ones count as missing."""
+    """The planned (frame or second, names) not yet stored (`read(at)` reads what is stored there); a
+    corrupt stored one counts as missing. A frame or second is rewritten whole: what it held is kept
+    and the missing names added."""
     needed = {}
-    for index, emotions in plan.items():
+    for at, names in plan.items():
         try:
-            done = store.explanation(key, index, digest)
+            done = read(at)
         except AdNotFound:
-            needed[index] = emotions
+            needed[at] = names
             continue
         except CorruptExplanation as exc:
             log.warning("%s; recomputing it", exc)
-            needed[index] = emotions
+            needed[at] = names
             continue
         have = {(a.emotion, a.method) for a in done.attributions}
-        # a frame is rewritten whole: keep what it had and add what is missing
-        wanted = set(emotions) | {a.emotion for a in done.attributions}
-        if any((e, m) not in have for e in emotions for m in methods):
-            needed[index] = tuple(sorted(wanted))
+        if any((n, m) not in have for n in names for m in methods):
+            needed[at] = tuple(sorted(set(names) | {a.emotion for a in done.attributions}))
     return needed
 
 
@@ -211,7 +211,7 @@ def explain_ad(
         plan = plan_key_frames(timeline.times, timeline.raw, timeline.smoothed, ad.labels, means, params.keyframes,
                                indexed.scoring.window_s, prominence=indexed.scoring.prominence)
     digest = explain_hash(model, params)
-    needed = _missing(store, ad.key, digest, plan, params.methods)
+    needed = _missing(lambda index: store.explanation(ad.key, index, digest), plan, params.methods)
     if not needed:
         return 0
     if on_start:
@@ -290,27 +290,6 @@ def stored_audio(key: str, digest: str, found: AudioExplanation, described: dict
     )
 
 
-def _missing_seconds(store: Store, key: str, digest: str, plan: dict[int, tuple[str, ...]],
-                     methods: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
-    """The planned (second, signals) not yet stored; a corrupt stored one counts as missing (and a
-    second is rewritten whole: what it held is kept and the missing signals added)."""
-    needed = {}
-    for second, signals in plan.items():
-        try:
-            done = store.audio_explanation(key, second, digest)
-        except AdNotFound:
-            needed[second] = signals
-            continue
-        except CorruptExplanation as exc:
-            log.warning("%s; recomputing it", exc)
-            needed[second] = signals
-            continue
-        have = {(a.emotion, a.method) for a in done.attributions}
-        if any((s, m) not in have for s in signals for m in methods):
-            needed[second] = tuple(dict.fromkeys((*done.signals, *signals)))
-    return needed
-
-
 def _stored_lanes(store: Store, ad: AdRow) -> AudioLanes:
     """The ad's stored lanes, or AudioError saying why there are none."""
     found = store.audio(ad.key)
@@ -339,7 +318,7 @@ def explain_audio_seconds(
     number of seconds explained. Raises AudioError when the ad has no stored lanes."""
     lanes = _stored_lanes(store, ad)
     digest = audio_explain_hash(audio_model, params)
-    needed = _missing_seconds(store, ad.key, digest, plan, params.methods)
+    needed = _missing(lambda second: store.audio_explanation(ad.key, second, digest), plan, params.methods)
     if not needed:
         return 0
     if on_start:
