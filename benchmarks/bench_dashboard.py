@@ -12,10 +12,10 @@ figures computed from them by emocore.scoring, ~2 % failed ads, one tiny thumbna
 Measured with Streamlit's AppTest (server side: the script's execution and the serialisation of
 its elements, plus AppTest reading them back; not the browser's drawing, nor the websocket),
 medians of `--repeat` runs:
-- library, cold: a fresh AppTest after `streamlit.cache_data.clear()` (the library query with its
+- library, cold: a fresh AppTest after the dashboard's caches are cleared (the library query with its
   norms: scores, percentiles, lifts, the lifted dominant; the thumbnails of the first page and the
   page itself), floor 1.5 s;
-- library, rerun: the same AppTest run again (everything from st.cache_data), floor 0.3 s;
+- library, rerun: the same AppTest run again (everything from Streamlit's caches), floor 0.3 s;
 - library, filter changed: another "Rank by emotion" chosen, then run (re-filter, re-rank with
   queries.rank, re-serialise the page from the cached library), floor 0.3 s; the shown order must be
   queries.rank's (the order `cli.py ls --rank` prints);
@@ -75,6 +75,14 @@ def _quiet_streamlit() -> None:
     """Outside `streamlit run` every cache call warns that there is no runtime: keep the output readable
     (Streamlit resets its loggers' levels from its config, so warnings are disabled globally; errors show)."""
     logging.disable(logging.WARNING)
+
+
+def _clear_caches() -> None:
+    """Empty the dashboard's caches (st.cache_data and the library table's st.cache_resource): a cold start."""
+    import streamlit
+
+    streamlit.cache_data.clear()
+    streamlit.cache_resource.clear()
 
 
 def _apptest(cache: Path, page: str | None = None, **params: str):
@@ -329,7 +337,7 @@ def main() -> None:
     counters = Counters()
 
     # warm up the imports in this process (not measured: the fresh-process row covers it)
-    streamlit.cache_data.clear()
+    _clear_caches()
     warm = _apptest(cache)
     warm.run()
     _check_library(warm, ads)
@@ -341,7 +349,7 @@ def main() -> None:
     # (a) library cold, (b) library rerun
     cold, rerun = [], []
     for _ in range(args.repeat):
-        streamlit.cache_data.clear()
+        _clear_caches()
         before = counters.library
         at = _apptest(cache)
         cold.append(_timed(at.run))
@@ -353,7 +361,7 @@ def main() -> None:
         if counters.library != before + 1:
             raise RuntimeError("the library rerun queried the cache again (not cached)")
     query_s = statistics.median(counters.library_s[-args.repeat:])
-    rows.append(Row("library, cold (cache_data cleared)", cold, 1.5,
+    rows.append(Row("library, cold (caches cleared)", cold, 1.5,
                     f"of which queries.library(): {query_s:.3f} s"))
     rows.append(Row("library, rerun (cached)", rerun, 0.3))
 
@@ -469,7 +477,7 @@ def main() -> None:
     if missed or args.profile:
         print()
         print("Profiles" + (" (floors not met: " + ", ".join(r.name for r in missed) + ")" if missed else ""))
-        streamlit.cache_data.clear()
+        _clear_caches()
         print("\n== library page, cold ==")
         print(profile_run(_apptest(cache)))
         at = _apptest(cache)

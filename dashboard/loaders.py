@@ -46,10 +46,12 @@ def norms_default() -> str:
     return _command_line().norms or ""
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def load_library(root: str, version: int, norms_root: str | None = None, norms_version: int = 0) -> pd.DataFrame:
     """`usecases.library_table`: against this cache's own ads, or against the ads of the cache at
-    `norms_root` (whose version is part of the cache key)."""
+    `norms_root` (whose version is part of the cache key). One table shared by every rerun and session,
+    read only (st.cache_data would pickle a copy on every rerun: about 0.2 s at 100,000 ads); the
+    pages' filters and rankings make new tables (pandas copy-on-write), never changing it."""
     return usecases.library_table(root, norms_root)
 
 

@@ -213,10 +213,11 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
         counted = False
         step = 1.0 / fps
 
-        def send_audio(frame: av.AudioFrame) -> None:
+        def send_audio(frame: av.AudioFrame | None) -> None:
+            """Resample and encode one decoded sound frame (None: flush the resampler)."""
             nonlocal sent_samples, sound_ok
             try:
-                resampled = resampler.resample(frame) if frame is not None else resampler.resample(None)
+                resampled = resampler.resample(frame)
             except (av.error.FFmpegError, ValueError) as exc:
                 log.warning("the soundtrack of %s could not be resampled for its preview: %s", source, exc)
                 sound_ok = False
@@ -289,7 +290,7 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
             if sound_ok:
                 for held in pending_audio:
                     send_audio(held)
-                send_audio(None)  # type: ignore[arg-type]  # flushes the resampler
+                send_audio(None)
             out.mux(aout.encode(None))
     duration = last_t + step
     kept = aout is not None and sound_ok and bool(sent_samples)

@@ -968,4 +968,5 @@ __all__ = ["AUDIO_MOMENT_FLOOR", "AUDIO_MOMENT_SIGNALS", "AUDIO_RANKABLE", "AUDI
            "NOT_ANALYSED", "STANDINGS", "Signal", "audio_column", "audio_moments", "audio_note", "audio_standing",
            "audio_table", "resolve_signal", "store_signal", "RANK_COLUMNS", "details", "KeyFrame", "AdBundle", "AdReport", "AdStanding", "ExplanationFigures", "ad_report", "find_ad", "EmotionStanding", "FAILED", "RANKED", "THIN", "ad_bundle", "ad_norms",
            "emotions_in", "explanation", "library", "moments", "params_summary", "peaks", "rank", "timeline_table",
-           "with_norms"]
+           "with_norms", "AdMatch", "AdSearch", "KEY_PREFIX", "MATCHED", "RankOrder", "SEARCH_LIMIT", "ads_by_key",
+           "matching", "rank_order", "search_ads"]

@@ -907,7 +907,9 @@ class Store:
 
     def ad(self, ref: str) -> AdRow:
         """One ad by key, key prefix (≥ 6 characters), file name or path."""
-        rows = self._ads("FROM ads WHERE key = ? OR name = ? OR path = ? ORDER BY indexed_at DESC", (ref, ref, ref))
+        # the key alone first: one primary-key lookup (the dashboard's case); path has no index to search
+        rows = self._ads("FROM ads WHERE key = ?", (ref,)) or self._ads(
+            "FROM ads WHERE name = ? OR path = ? ORDER BY indexed_at DESC", (ref, ref))
         if not rows and len(ref) >= 6:
             rows = self._ads("FROM ads WHERE key LIKE ? ORDER BY indexed_at DESC", (ref.replace("%", "") + "%",))
         if not rows:

@@ -879,4 +879,4 @@ __all__ = ["AudioMomentExplanation", "audio_moment_figure", "explain_audio_momen
            "MomentExplanation", "NormsChoice", "RankedLibrary", "ad_report", "best_moment", "cache_version", "compare",
            "compare_ads", "differences", "audio_differences", "audio_report_section", "evidence_rate", "explain_moment", "face_frames_for", "filter_library",
            "library_details", "library_table", "list_library", "locate", "profiles", "read_key_frame", "resolve_norms",
-           "shared_emotions", "shown_names", "versions"]
+           "shared_emotions", "shown_names", "versions", "TABLE_COLUMNS", "ads_by_key", "search_ads"]

@@ -3,9 +3,6 @@ lanes with exactly known values, no audio track, a failed soundtrack, or none an
 
 from __future__ import annotations
 
-import base64
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +16,8 @@ from emocore.audio.lanes import CUE_NAMES, LANE_NAMES, AudioLanes, AudioSource, 
 from emocore.scoring import summarise
 from emocore.store import NewAd, Store, StoredAttribution, StoredAudioExplanation, Timeline
 from emocore.trust import Deletion, TrustFigures, describe
+from pages import ad_keys as _keys, figure as _figure, open_page as _app
 
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "dashboard" / "main.py")
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
@@ -80,35 +76,8 @@ def audio_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_audio_cache(tmp_path_factory.mktemp("audio-cache"))
 
 
-def _keys(cache: Path) -> dict[str, str]:
-    with Store(cache, readonly=True) as store:
-        return {ad.name: ad.key for ad in store.ads()}
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, cache: Path, page: str | None = None, **params: str) -> AppTest:
-    monkeypatch.setattr(sys, "argv", ["main.py", "--cache", str(cache)])
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    if page:
-        at.switch_page(page)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at.run()
-
-
-def _plain(value: object) -> object:
-    """Plotly 7 ships arrays as typed binary blocks ({"dtype", "bdata"}): decode them to lists."""
-    if isinstance(value, dict):
-        if set(value) >= {"dtype", "bdata"}:
-            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-            return array.reshape(value["shape"]).tolist() if "shape" in value else array.tolist()
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _figure(at: AppTest, index: int = 0) -> dict:
-    return _plain(json.loads(at.get("plotly_chart")[index].proto.spec))
 
 
 def _texts(at: AppTest) -> str:

@@ -25,6 +25,7 @@ from browser import (
     wait_for_text,
 )
 from emocore.store import Store
+from pages import ad_keys as _keys
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +40,6 @@ def served(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory):
         yield url, page, downloads
 
 
-def _keys(cache: Path) -> dict[str, str]:
-    with Store(cache, readonly=True) as store:
-        return {ad.name: ad.key for ad in store.ads()}
-
 
 def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
     url, page, _ = served
@@ -53,7 +50,7 @@ def test_library_filter_sort_and_open_an_ad(served, demo_cache: Path) -> None:
     assert_no_exception(page)
     select_option(page, "Rank by", "sad")
     assert "emotion=sad" in page.url
-    set_text(page, "Name contains", "mega")
+    set_text(page, "Find (name, path or key prefix)", "mega")
     wait_for_text(page, "Shown")
     assert re.search(r"Shown\s*1\b", page.locator('[data-testid="stApp"]').inner_text())
     assert "q=mega" in page.url
@@ -188,7 +185,8 @@ def test_the_ad_page_draws_the_real_soundtrack_lanes(laughs_cache: Path, tmp_pat
 
     key = _keys(laughs_cache)[DEMO_NAME]
     with streamlit_server(laughs_cache) as url, chromium_page(tmp_path) as page:
-        goto_app(page, f"{url}/ad?ad={key}", timeout=120_000)  # a first run under load: the lanes are read
+        # every signal (by default the timeline draws the top three); a first run under load: the lanes are read
+        goto_app(page, f"{url}/ad?ad={key}&signals=all", timeout=120_000)
         wait_for_text(page, "emotions and soundtrack over time", timeout=60_000)
         wait_for_text(page, "The soundtrack there", timeout=60_000)
         chart = page.locator('.st-key-ad-timeline [data-testid="stPlotlyChart"] .js-plotly-plot').first

@@ -5,7 +5,6 @@ exactly known soundtracks (tests/test_dashboard_audio.py), one with no face, and
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,8 @@ from streamlit.testing.v1 import AppTest
 from test_dashboard_audio import LABELS, write_audio_cache
 
 from emocore.store import NewAd, Store, Timeline
+from pages import ad_keys as _keys, open_page as _app
 
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "dashboard" / "main.py")
 PAGES = (None, "views/ad.py", "views/compare.py", "views/versions.py")
 #: what a missing value must never read as
 RAW_MISSING = re.compile(r"\b(None|nan|NaN|NaT|<NA>)\b")
@@ -46,20 +44,6 @@ def odd_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, cache: Path, page: str | None = None, *, argv: tuple[str, ...] = (),
-         **params: str) -> AppTest:
-    monkeypatch.setattr(sys, "argv", ["main.py", "--cache", str(cache), *argv])
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    if page:
-        at.switch_page(page)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at.run()
-
-
-def _keys(cache: Path) -> dict[str, str]:
-    with Store(cache, readonly=True) as store:
-        return {ad.name: ad.key for ad in store.ads()}
 
 
 def _shown(at: AppTest) -> list[str]:
@@ -111,6 +95,17 @@ def test_no_ad_page_shows_none_nan_or_nat(monkeypatch: pytest.MonkeyPatch, odd_c
         assert "1 shot." in " ".join(shown)  # not "1 shots"
 
 
+@pytest.mark.parametrize("signal", ["happy", "audio:laughter"])
+def test_compare_with_a_faceless_and_a_silent_ad_shows_no_none(monkeypatch: pytest.MonkeyPatch, odd_cache: Path,
+                                                               signal: str) -> None:
+    keys = _keys(odd_cache)
+    at = _app(monkeypatch, odd_cache, "views/compare.py", emotion=signal,
+              ads=",".join([keys["landscape.mp4"], keys["silent film.mp4"], keys["long laugh.mp4"]]))
+    assert not at.exception
+    shown = _shown(at)
+    assert not _raw_missing(shown), _raw_missing(shown)
+
+
 def test_the_library_says_what_missing_values_mean(monkeypatch: pytest.MonkeyPatch, odd_cache: Path) -> None:
     at = _app(monkeypatch, odd_cache)
     frame = at.dataframe[0]
@@ -123,14 +118,17 @@ def test_the_library_says_what_missing_values_mean(monkeypatch: pytest.MonkeyPat
     assert rows.loc["silent film.mp4", "audio"] == "no audio"
     assert rows.loc["not analysed.mp4", "audio"] == "not analysed"
     assert rows.loc["broken sound.mp4", "audio"] == "audio failed: 12 damaged audio packets"
-    # a page holding a failed ad shows why right after the names
-    order = list(frame.proto.column_order)
-    assert order.index("failure") == order.index("name") + 1
+    # a page holding a failed ad says why under the table too (the failure column is far to the right)
+    assert any("Failed on this page: broken.mp4: not a readable video (moov atom not found)" in c.value.replace(
+        "\\", "") for c in at.caption)
     # every column that can hold a missing value says what it means
-    config = frame.proto.columns
-    for column in ("rank", "rank score", "percentile", "dominant", "sound (s)", "audio"):
-        assert "—" in config or column  # the help texts travel as JSON in the proto
-    assert "no face" in config and "too little evidence" in config and "failed" in config
+    import json
+
+    helps = {name: c.get("help", "") for name, c in json.loads(frame.proto.columns).items()}
+    for column in ("rank", "rank score", "mean (raw)", "percentile", "lift", "sound (s)"):
+        assert "—:" in helps[column], column
+    assert "too little evidence" in helps["rank"] and "no face" in helps["dominant"]
+    assert "not analysed" in helps["audio"] and "no audio" in helps["audio"]
 
 
 def test_a_key_prefix_in_the_link_opens_the_ad(monkeypatch: pytest.MonkeyPatch, odd_cache: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from browser import assert_no_exception, assert_no_page_errors, chromium_page, goto_app, streamlit_server, wait_for_text
-from emocore.store import Store
+from pages import ad_keys as _keys
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,6 @@ def served(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     with streamlit_server(demo_cache) as url, chromium_page(tmp_path_factory.mktemp("downloads")) as page:
         yield url, page
 
-
-def _keys(cache: Path) -> dict[str, str]:
-    with Store(cache, readonly=True) as store:
-        return {ad.name: ad.key for ad in store.ads()}
 
 
 def test_the_toolbar_offers_no_deploy(served) -> None:
@@ -59,22 +55,28 @@ def test_the_timeline_spans_the_page_and_hover_shows_the_frame(served, demo_cach
         const xa = el._fullLayout[t.xaxis.replace('x', 'xaxis')], ya = el._fullLayout[t.yaxis.replace('y', 'yaxis')];
         let i = 10; while (i < t.x.length && !Number.isFinite(Number(t.y[i]))) i += 1;
         const r = el.getBoundingClientRect();
-        return {n, i, t: Number(t.x[i]), x: r.left + xa._offset + xa.l2p(t.x[i]), y: r.top + ya._offset + ya.l2p(t.y[i])};
+        return {n, i, t: Number(t.x[i]), x: r.left + xa._offset + xa.l2p(t.x[i]),
+                y: r.top + ya._offset + ya.l2p(t.y[i])};
     }""")
     page.mouse.move(1, 1)
     page.mouse.move(where["x"], where["y"], steps=3)
+    page.wait_for_function("([gd, n, i]) => (gd._hoverdata || []).some(p => p.curveNumber === n "
+                           "&& p.pointNumber === i)", arg=[chart.element_handle(), where["n"], where["i"]], timeout=10_000)
     thumb = page.locator("#emocore-hover-thumb")
     thumb.wait_for(state="visible", timeout=10_000)
+    # the thumbnail of the hovered frame (the pointer passed over other points on its way)
+    page.wait_for_function("([box, text]) => box.innerText.trim() === text",
+                           arg=[thumb.element_handle(), f"frame at {where['t']:.1f} s"], timeout=10_000)
     assert thumb.locator("img").get_attribute("src").startswith("data:image/jpeg;base64,")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.locator("img").element_handle())
-    assert thumb.inner_text().strip() == f"frame at {where['t']:.1f} s"
     page.mouse.move(1, 1)
     thumb.wait_for(state="hidden", timeout=10_000)
     assert_no_exception(page)
     assert_no_page_errors(page)
 
 
-@pytest.mark.parametrize("name", ["Megamind.avi", "carphone.mp4", "<img src=x onerror=alert(1)> broken.mp4"])
+@pytest.mark.parametrize("name", ["Megamind.avi", "carphone.mp4", "bigbuckbunny.mp4",
+                                  "<img src=x onerror=alert(1)> broken.mp4"])
 def test_metrics_fit_and_no_page_shows_none(served, demo_cache: Path, name: str) -> None:
     url, page = served
     goto_app(page, f"{url}/ad?ad={_keys(demo_cache)[name]}")

@@ -7,20 +7,17 @@ and paths are chosen to tell the kinds of match apart."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from emocore import queries, usecases
 from emocore.scoring import summarise
 from emocore.store import NewAd, Store, Timeline
+from pages import open_page as _app
 
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "dashboard" / "main.py")
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FILLERS = 120
 #: name -> path of the ads that are not fillers
@@ -153,15 +150,6 @@ def test_library_filter_matches_like_the_search(cache: Path) -> None:
 
 # --- the dashboard -----------------------------------------------------------------------------------
 
-
-def _app(monkeypatch: pytest.MonkeyPatch, cache: Path, page: str | None = None, **params: str) -> AppTest:
-    monkeypatch.setattr(sys, "argv", ["main.py", "--cache", str(cache)])
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    if page:
-        at.switch_page(page)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at.run()
 
 
 def test_ad_picker_offers_at_most_the_limit_and_searches(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:

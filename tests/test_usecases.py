@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 import cli
@@ -22,25 +20,11 @@ from emocore import usecases
 from emocore.errors import AdNotFound
 from emocore.explain import ExplainParams
 from emocore.store import DB_NAME, Store
+from pages import ad_keys as _keys, open_page as _app
 
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "dashboard" / "main.py")
 runner = CliRunner()
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, cache: Path, page: str | None = None, **params: str) -> AppTest:
-    monkeypatch.setattr(sys, "argv", ["main.py", "--cache", str(cache)])
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    if page:
-        at.switch_page(page)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at.run()
-
-
-def _keys(cache: Path) -> dict[str, str]:
-    with Store(cache, readonly=True) as store:
-        return {ad.name: ad.key for ad in store.ads()}
 
 
 def test_locate_names_every_file_of_a_cache(tmp_path: Path, demo_cache: Path) -> None:

@@ -247,7 +247,8 @@ def report_sections(root: Path, bundle: queries.AdBundle, timeline: object, row:
     report = usecases.ad_report(root, ad.key, norms_dir=choice.root)
     return [
         ReportSection("Emotions over time", f"{ad.name}: {ad.duration_s or 0:.1f} s, {dominant}, raw top emotion "
-                      f"{missing(ad.dominant_raw, 'none (no face)')} (highest raw mean), {int(row.get('face_frames', 0) or 0)} face frames"
+                      f"{missing(ad.dominant_raw, 'none (no face)')} (highest raw mean), "
+                      f"{int(row.get('face_frames', 0) or 0)} face frames"
                       + ("" if ad.face_coverage is None else f", faces in {ad.face_coverage:.0%} of the frames") + ".",
                       (timeline,), (), summary),
         ReportSection("Why: explained key frames", "Bluish green raises the score, vermillion lowers it.", (),

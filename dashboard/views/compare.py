@@ -167,7 +167,7 @@ def render() -> None:
 
     st.subheader("Differences", anchor=False)
     diff = comparison.differences
-    st.dataframe(diff, hide_index=True, width="stretch", column_config={
+    st.dataframe(diff, hide_index=True, width="stretch", placeholder="—", column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in diff.columns if diff[c].dtype.kind == "f"} | {
         f"{emotion} percentile": st.column_config.NumberColumn(format="p%.0f", help="In the norm library: p92 = "
                                                                "higher than 92% of its ranked ads")})

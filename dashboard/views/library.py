@@ -199,7 +199,8 @@ COLUMNS = {
                                                 "the norm library's ranked ads: p92 = higher than 92% of them, the "
                                                 "top 8%; —: too little evidence to place it, no face, or failed"),
     "lift": st.column_config.NumberColumn(format="%.1f× library", width=86, help="The rank score over the norm "
-                                          "library's mean for this emotion: 1.8× = 80% above the library; —: no face, or failed"),
+                                          "library's mean for this emotion: 1.8× = 80% above the library; "
+                                          "—: no face, or failed"),
     "face frames": st.column_config.NumberColumn(format="%d", width=80, help="Evidence: sampled frames with a "
                                                  "face scored; —: failed"),
     "face seconds": st.column_config.NumberColumn(format="%.1f s", width=86, help="Evidence: seconds with a face; "
@@ -228,13 +229,15 @@ COLUMNS = {
 }
 
 
-def column_order(shown: pd.DataFrame) -> list[str]:
-    """The columns in their order; a page with a failed ad shows why right after its name."""
-    names = list(shown.columns)
-    if (shown["status"] == "failed").any():
-        names.remove("failure")
-        names.insert(names.index("name") + 1, "failure")
-    return names
+def failures_note(shown: pd.DataFrame) -> str | None:
+    """The failed ads of the page with their reasons, in words under the table (the failure column is far
+    to the right); None when the page holds none."""
+    failed = shown[shown["status"] == "failed"]
+    if failed.empty:
+        return None
+    listed = "; ".join(f"{plain(n)}: {plain(r)}" for n, r in zip(failed["name"][:5], failed["failure"][:5]))
+    more = f" (and {len(failed) - 5} more in the failure column)" if len(failed) > 5 else ""
+    return f"Failed on this page: {listed}{more}."
 
 
 def mix_chart(ok: pd.DataFrame, emotions: list[str], choice: NormsChoice) -> None:
@@ -280,8 +283,11 @@ def render() -> None:
     st.caption(ranking_note(table, chosen, found, norms_choice))
     picked = st.dataframe(
         shown, hide_index=True, key="lib-table", on_select="rerun", selection_mode="single-row",
-        row_height=60, column_config=COLUMNS, placeholder="—", column_order=column_order(shown),
+        row_height=60, column_config=COLUMNS, placeholder="—",
     )
+    failures = failures_note(shown)
+    if failures:
+        st.caption(failures)
     selected = picked.selection.rows if picked else []
     if selected:
         target = {"ad": view["key"].iloc[selected[0]]}
