@@ -963,7 +963,40 @@ def params_summary(ad: AdRow) -> str:
             f"smoothing {index.scoring.window_s} s; threshold {index.scoring.threshold}")
 
 
-__all__ = ["AUDIO_MOMENT_FLOOR", "AUDIO_MOMENT_SIGNALS", "AUDIO_RANKABLE", "AUDIO_TABLE_COLUMNS", "AUDIO_FAILED",
+#: The soundtrack signals an ad's timeline can draw (the mood lanes show as the music's mood).
+TIMELINE_LANES = ("laughter", "applause", "music", "speech", "exciting")
+#: How many signals an ad's timeline draws until the user picks others.
+TOP_SIGNALS = 3
+
+
+def signal_options(bundle: AdBundle) -> list[str]:
+    """What the timeline can draw: the face emotions, then ("audio:<lane>") the soundtrack's lanes when read."""
+    audio = [f"audio:{name}" for name in TIMELINE_LANES] if bundle.lanes is not None else []
+    return [*bundle.ad.labels, *audio]
+
+
+def _signal_figure(row: pd.Series, ref: str, prefix: str) -> float:
+    column = audio_column(prefix, ref[len("audio:"):]) if ref.startswith("audio:") else f"{prefix}_{ref}"
+    value = row.get(column)
+    return float(value) if value is not None and not pd.isna(value) else float("nan")
+
+
+def top_signals(bundle: AdBundle, row: pd.Series, k: int = TOP_SIGNALS) -> list[str]:
+    """The ad's `k` strongest signals: the highest lift over the norm (the rank score over the norm library's
+    mean), face emotions and soundtrack lanes alike (a lift reads the same for both); signals without a lift
+    (no face, no sound) follow, by their raw mean."""
+    options = signal_options(bundle)
+
+    def strength(ref: str) -> tuple[int, float]:
+        lift, mean = _signal_figure(row, ref, "lift"), _signal_figure(row, ref, "mean")
+        if not np.isnan(lift):
+            return 0, -lift
+        return (1, -mean) if not np.isnan(mean) else (2, 0.0)
+
+    return sorted(options, key=strength)[:k]
+
+
+__all__ = ["TIMELINE_LANES", "TOP_SIGNALS", "signal_options", "top_signals", "AUDIO_MOMENT_FLOOR", "AUDIO_MOMENT_SIGNALS", "AUDIO_RANKABLE", "AUDIO_TABLE_COLUMNS", "AUDIO_FAILED",
            "AudioMoment", "AudioSignalStanding", "AudioStanding", "DEFAULT_MIN_AUDIO_SECONDS", "NO_AUDIO",
            "NOT_ANALYSED", "STANDINGS", "Signal", "audio_column", "audio_moments", "audio_note", "audio_standing",
            "audio_table", "resolve_signal", "store_signal", "RANK_COLUMNS", "details", "KeyFrame", "AdBundle", "AdReport", "AdStanding", "ExplanationFigures", "ad_report", "find_ad", "EmotionStanding", "FAILED", "RANKED", "THIN", "ad_bundle", "ad_norms",

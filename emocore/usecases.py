@@ -34,12 +34,15 @@ import numpy as np
 import pandas as pd
 
 from emocore import queries
+from emocore.audio.decode import NoAudio
+from emocore.audio.lanes import LANE_LABELS, short_label
 from emocore.errors import EmocoreError
 from emocore.norms import DEFAULT_MIN_AUDIO_SECONDS, DEFAULT_MIN_FACE_FRAMES, load_norms, load_norms_from
 from emocore.store import DB_NAME, THUMBS, AdRow, FrameExplanation, Store, StoredAttribution, \
     StoredAudioExplanation, key_frame_path, thumbnail_path
 
 if TYPE_CHECKING:
+    from emocore import charts
     from emocore.export import ReportSection
     from emocore.audio.explain import AudioExplainParams
     from emocore.audio.yamnet import AudioModel
@@ -874,7 +877,42 @@ def versions(cache: Path | str, refs: Sequence[str], params: VersionParams | Non
     return tuple(match_versions(found[0], cut, params) for cut in found[1:])
 
 
-__all__ = ["AudioMomentExplanation", "audio_moment_figure", "explain_audio_moment", "stored_audio_explanation",
+#: Below this music probability a second's mood is not named.
+MIN_MUSIC_FOR_MOOD = 0.2
+
+
+def panel_note(bundle: queries.AdBundle) -> str:
+    """Why an ad has no soundtrack lanes, in words: "no audio track", "audio failed: …", "not analysed …"."""
+    if isinstance(bundle.audio, NoAudio):
+        return "no audio track"
+    if bundle.audio is None:
+        return "not analysed (indexed with --no-audio)"
+    return bundle.audio_note
+
+
+def audio_panel(bundle: queries.AdBundle, lanes: Sequence[str] = queries.TIMELINE_LANES) -> "charts.AudioPanel":
+    """What the timeline draws of the soundtrack: the chosen lanes with their peaks (the ad's audio key
+    moments), the loudness and the music's mood per second, or the words saying why there is nothing."""
+    from emocore import charts
+
+    audio = bundle.lanes
+    if audio is None:
+        return charts.AudioPanel(note=panel_note(bundle))
+    per_second = queries.audio_table(bundle)  # `top_mood`: the mood lane highest each second
+    mood = tuple(
+        f"{LANE_LABELS[top]} ({row[top] / row['music']:.0%} of the music)"
+        if isinstance(top, str) and row["music"] >= MIN_MUSIC_FOR_MOOD else ""
+        for top, (_, row) in zip(per_second["top_mood"], per_second.iterrows()))
+    peaks: dict[str, list[int]] = {}
+    for m in queries.audio_moments(bundle):
+        peaks.setdefault(m.signal, []).append(int(m.time_s))
+    shown = tuple(charts.AudioLane(name, short_label(name), audio.column(name), tuple(peaks.get(name, ())),
+                                   dashed=name in ("funny", "exciting"))
+                  for name in lanes)
+    return charts.AudioPanel(times=audio.times, lanes=shown, loudness_dbfs=audio.loudness_dbfs, mood=mood)
+
+
+__all__ = ["MIN_MUSIC_FOR_MOOD", "audio_panel", "panel_note", "AudioMomentExplanation", "audio_moment_figure", "explain_audio_moment", "stored_audio_explanation",
            "BestMoment", "CachePaths", "ad_bundle", "check_cache", "stored_explanation", "Comparison", "Curve", "LISTING_COLUMNS", "LibraryFilters", "LibraryListing",
            "MomentExplanation", "NormsChoice", "RankedLibrary", "ad_report", "best_moment", "cache_version", "compare",
            "compare_ads", "differences", "audio_differences", "audio_report_section", "evidence_rate", "explain_moment", "face_frames_for", "filter_library",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -45,8 +44,7 @@ from widgets import (
 
 from emocore import charts, queries, usecases
 from emocore import render as draw
-from emocore.audio.decode import NoAudio
-from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS
+from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS, short_label
 from emocore.audio.render import audio_explanation_figure
 from emocore.export import ReportSection
 from emocore.errors import AdNotFound
@@ -64,12 +62,8 @@ const go = () => { const v = document.querySelector('video[data-testid="stVideo"
   v.addEventListener('loadedmetadata', () => setTimeout(seek, 0), { once: true }); };
 setTimeout(go, 0); })();</script>"""
 SIGNS = {"both": "both", "positive only": "positive", "negative only": "negative"}
-#: The soundtrack signals the timeline can draw (the mood lanes show as the music's mood in its hover).
-TIMELINE_LANES = ("laughter", "applause", "music", "speech", "exciting")
 #: The signals a soundtrack moment can be explained for (every lane and cue; not the loudness, a level).
 EXPLAINABLE = tuple(s for s in AUDIO_SIGNALS if s != "loudness")
-#: Below this music probability a second's mood is not named.
-MIN_MUSIC_FOR_MOOD = 0.2
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -324,41 +318,7 @@ def soundtrack_note(bundle: queries.AdBundle) -> str:
     if lanes is not None:
         return (f"Soundtrack: {plain(bundle.audio_note)} in the {lanes.seconds} s read (the evidence behind its "
                 f"figures), per second of the file; read by {plain(ad.audio_model or 'the audio model')}.")
-    return f"Soundtrack: {plain(panel_note(bundle))}."
-
-
-def panel_note(bundle: queries.AdBundle) -> str:
-    """Why an ad has no soundtrack lanes, in words: "no audio track", "audio failed: …", "not analysed …"."""
-    if isinstance(bundle.audio, NoAudio):
-        return "no audio track"
-    if bundle.audio is None:
-        return "not analysed (indexed with --no-audio)"
-    return bundle.audio_note
-
-
-def audio_panel(bundle: queries.AdBundle, lanes: Sequence[str] = TIMELINE_LANES) -> charts.AudioPanel:
-    """What the timeline draws of the soundtrack: the chosen lanes with their peaks (the ad's audio key
-    moments), the loudness and the music's mood per second, or the words saying why there is nothing."""
-    audio = bundle.lanes
-    if audio is None:
-        return charts.AudioPanel(note=panel_note(bundle))
-    per_second = queries.audio_table(bundle)  # `top_mood`: the mood lane highest each second
-    mood = tuple(
-        f"{LANE_LABELS[top]} ({row[top] / row['music']:.0%} of the music)"
-        if isinstance(top, str) and row["music"] >= MIN_MUSIC_FOR_MOOD else ""
-        for top, (_, row) in zip(per_second["top_mood"], per_second.iterrows()))
-    peaks: dict[str, list[int]] = {}
-    for m in queries.audio_moments(bundle):
-        peaks.setdefault(m.signal, []).append(int(m.time_s))
-    shown = tuple(charts.AudioLane(name, short_label(name), audio.column(name), tuple(peaks.get(name, ())),
-                                   dashed=name in ("funny", "exciting"))
-                  for name in lanes)
-    return charts.AudioPanel(times=audio.times, lanes=shown, loudness_dbfs=audio.loudness_dbfs, mood=mood)
-
-
-def short_label(signal: str) -> str:
-    """A soundtrack signal's name without its explanation: "funny (laughter)" -> "funny"."""
-    return LANE_LABELS.get(signal, signal).split(" (")[0]
+    return f"Soundtrack: {plain(usecases.panel_note(bundle))}."
 
 
 def audio_moment_ui(root: Path, version: int, bundle: queries.AdBundle, t: float) -> None:
@@ -367,7 +327,7 @@ def audio_moment_ui(root: Path, version: int, bundle: queries.AdBundle, t: float
     st.subheader("The soundtrack there", anchor=False)
     audio = bundle.lanes
     if audio is None:
-        words = panel_note(bundle)
+        words = usecases.panel_note(bundle)
         st.info(f"{plain(words[0].upper() + words[1:])}: no soundtrack moment to explain.")
         return
     if audio.seconds == 0:
@@ -546,37 +506,8 @@ def video_ui(root: Path, bundle: queries.AdBundle, frame_idx: int) -> None:
         st.caption(f"The frame at {t:.1f} s: {plain(player.reason)}.")
 
 
-#: How many signals the timeline draws until the user picks others.
-TOP_SIGNALS = 3
 #: At most this many frame thumbnails go to the browser for the timeline's hover (evenly spread over the ad).
 HOVER_THUMBS = 120
-
-
-def signal_options(bundle: queries.AdBundle) -> list[str]:
-    """What the timeline can draw: the face emotions, then ("audio:<lane>") the soundtrack's lanes when read."""
-    audio = [f"audio:{name}" for name in TIMELINE_LANES] if bundle.lanes is not None else []
-    return [*bundle.ad.labels, *audio]
-
-
-def _figure(row: pd.Series, ref: str, prefix: str) -> float:
-    column = queries.audio_column(prefix, ref[len("audio:"):]) if ref.startswith("audio:") else f"{prefix}_{ref}"
-    value = row.get(column)
-    return float(value) if value is not None and not pd.isna(value) else float("nan")
-
-
-def top_signals(bundle: queries.AdBundle, row: pd.Series, k: int = TOP_SIGNALS) -> list[str]:
-    """The ad's `k` strongest signals: the highest lift over the norm (the rank score over the norm library's
-    mean), face emotions and soundtrack lanes alike (a lift reads the same for both); signals without a lift
-    (no face, no sound) follow, by their raw mean."""
-    options = signal_options(bundle)
-
-    def strength(ref: str) -> tuple[int, float]:
-        lift, mean = _figure(row, ref, "lift"), _figure(row, ref, "mean")
-        if not np.isnan(lift):
-            return 0, -lift
-        return (1, -mean) if not np.isnan(mean) else (2, 0.0)
-
-    return sorted(options, key=strength)[:k]
 
 
 def signal_name(ref: str) -> str:
@@ -587,13 +518,13 @@ def signal_name(ref: str) -> str:
 def signals_ui(bundle: queries.AdBundle, row: pd.Series) -> list[str]:
     """The signals drawn: the ad's top three by default, any others one click away; a changed choice is kept in
     the link (`?signals=happy,audio:laughter`, `?signals=all`)."""
-    options, default = signal_options(bundle), top_signals(bundle, row)
+    options, default = queries.signal_options(bundle), queries.top_signals(bundle, row)
     linked = st.query_params.get("signals")
     initial = (options if linked == "all" else [] if linked == "none"
                else [r for r in linked.split(",") if r in options] if linked else default)
     shown = st.multiselect(
         "Signals on the timeline", options, initial, format_func=signal_name, key=f"ad-signals-{bundle.ad.key}",
-        help=f"By default the ad's {TOP_SIGNALS} strongest signals: the highest lift over the norm, face "
+        help=f"By default the ad's {queries.TOP_SIGNALS} strongest signals: the highest lift over the norm, face "
              "emotions and soundtrack lanes alike (signals without a lift follow by their mean). Add any other here.")
     if sorted(shown) == sorted(default):
         st.query_params.pop("signals", None)
@@ -617,7 +548,7 @@ def timeline_ui(bundle: queries.AdBundle, row: pd.Series, t: float) -> object:
         f"{ad.name}: emotions and soundtrack over time", tl.times, tl.smoothed, tl.raw, list(ad.labels),
         shots=tl.shots, peaks=queries.peaks(bundle), explained=[t for _, t in bundle.explained], selected_s=t,
         emotions=[ref for ref in shown if not ref.startswith("audio:")], show_raw=show_raw,
-        audio=audio_panel(bundle, lanes),
+        audio=usecases.audio_panel(bundle, lanes),
     )
     state = chart(fig, queries.timeline_table(bundle), f"{ad.name}_timeline", "ad-timeline",
                   on_select="rerun", selection_mode="points")

@@ -141,6 +141,11 @@ def _lane_reading(lane: str) -> str:
     return f"RMS dBFS, 0 at {MIN_CUE_DBFS:.0f} dBFS → 1 at 0 dBFS"
 
 
+def short_label(signal: str) -> str:
+    """A soundtrack signal's name without its explanation: "funny (laughter)" -> "funny"."""
+    return LANE_LABELS.get(signal, signal).split(" (")[0]
+
+
 def cue_table_markdown() -> str:
     """The cue table as a Markdown table (what the README prints): cue, weight, lane, AudioSet classes."""
     rows = ["| cue | weight | lane | read from (AudioSet classes, sigmoid probabilities) |",
@@ -396,7 +401,7 @@ def score_lanes(track: AudioTrack | NoAudio, model: AudioModel, duration_s: floa
     return lanes_from_scores(scores, track, f"{model.name} {model.version}", duration_s)
 
 
-__all__ = ["AUDIO_SIGNALS", "SHARE_THRESHOLD", "summarise_lanes", "CUE_NAMES", "CUE_TABLE", "LANE_CLASSES", "LANE_LABELS", "LANE_NAMES", "MIN_CUE_DBFS", "MIN_DBFS",
+__all__ = ["short_label", "AUDIO_SIGNALS", "SHARE_THRESHOLD", "summarise_lanes", "CUE_NAMES", "CUE_TABLE", "LANE_CLASSES", "LANE_LABELS", "LANE_NAMES", "MIN_CUE_DBFS", "MIN_DBFS",
            "MOOD_CLASSES", "TAIL_TOLERANCE_S", "AudioLanes", "AudioSource", "CueTerm", "cue_table_markdown",
            "cue_values", "describe_lanes",
            "lane_classes", "lanes_from_scores", "loudness_level", "loudness_per_second", "patch_lanes", "pool_patches",
