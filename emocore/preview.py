@@ -32,7 +32,6 @@ flashes never become the cover.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +42,7 @@ import cv2
 import numpy as np
 
 from emocore.errors import PreviewError, VideoError
+from emocore.video import FrameClock
 
 log = logging.getLogger("emocore")
 
@@ -204,14 +204,11 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
             aout.time_base = Fraction(1, sample_rate)
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
         rotated = False
-        video_start: float | None = None
         pending_audio: list[av.AudioFrame] = []  # sound decoded before the first picture: its offset is unknown
         sent_samples: int | None = None
         sound_ok = aout is not None
         frames = 0
-        last_t = -math.inf
-        counted = False
-        step = 1.0 / fps
+        clock = FrameClock(fps)
 
         def send_audio(frame: av.AudioFrame | None) -> None:
             """Resample and encode one decoded sound frame (None: flush the resampler)."""
@@ -224,7 +221,8 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                 return
             for chunk in resampled:
                 if sent_samples is None:
-                    offset = (frame.time - video_start) if frame is not None and frame.time is not None else 0.0
+                    start = clock.start if clock.start is not None else 0.0
+                    offset = (frame.time - start) if frame is not None and frame.time is not None else 0.0
                     sent_samples = max(0, round(offset * aout.rate))
                 chunk.pts = sent_samples
                 chunk.time_base = aout.time_base
@@ -242,7 +240,7 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                     log.debug("skipped a damaged audio packet of %s: %s", source, exc)
                     continue
                 for frame in decoded:
-                    if video_start is None:
+                    if frames == 0:  # no picture yet: where the sound starts against it is not known
                         pending_audio.append(frame)
                     else:
                         send_audio(frame)
@@ -255,18 +253,7 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                 log.debug("skipped a damaged video packet of %s: %s", source, exc)
                 continue
             for frame in decoded:
-                if not counted and frame.time is not None:
-                    if video_start is None:
-                        video_start = frame.time
-                    t = frame.time - video_start
-                    counted = t <= last_t
-                else:
-                    counted = True
-                    if video_start is None:
-                        video_start = 0.0
-                if counted:
-                    t = max(frames * step, last_t + step)
-                last_t = t
+                t = clock.time(frames, frame)
                 if not rotated:
                     rotated = True
                     if frame.rotation:
@@ -292,7 +279,7 @@ def _encode(container: av.container.InputContainer, source: Path, target: Path, 
                     send_audio(held)
                 send_audio(None)
             out.mux(aout.encode(None))
-    duration = last_t + step
+    duration = clock.last + clock.step
     kept = aout is not None and sound_ok and bool(sent_samples)
     return PreviewInfo(path=target, width=width, height=height, duration_s=duration, frames=frames, audio=kept,
                        audio_dropped=ain is not None and not kept,

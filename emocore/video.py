@@ -133,6 +133,37 @@ def tiny_bgr(frame: av.VideoFrame) -> np.ndarray:
     return frame.reformat(width=tw, height=th, format="bgr24").to_ndarray()
 
 
+class FrameClock:
+    """Each decoded frame's time on the video's own timeline, seconds from its first frame: the frame's
+    timestamp while timestamps hold; once one is missing or goes backwards, frames decoded / fps from
+    then on (decoders emit frames in display order, so a timestamp going backwards, as packed B-frames
+    in AVI give, means the labels are wrong, not the order). The index and the previews both read time
+    with it, so a preview's frame times are the index's."""
+
+    def __init__(self, fps: float | None) -> None:
+        self.step = 1.0 / (fps or 25.0)
+        self.start: float | None = None
+        """The first frame's timestamp (None when timestamps were unreliable from the start)."""
+        self.last = -math.inf
+        self.counted = False
+        """True once timestamps proved unreliable."""
+
+    def time(self, n: int, frame: av.VideoFrame) -> float:
+        """The time of `frame`, the `n`-th decoded (from 0)."""
+        t = self.last
+        if not self.counted and frame.time is not None:
+            if self.start is None:
+                self.start = frame.time
+            t = frame.time - self.start
+            self.counted = t <= self.last
+        else:
+            self.counted = True
+        if self.counted:
+            t = max(n * self.step, self.last + self.step)
+        self.last = t
+        return t
+
+
 class Video:
     """An open video file, checked to decode at least one frame. Use `open_video(path)`; sample once.
 
@@ -270,24 +301,10 @@ class Video:
         next_t = 0.0
         index = 0
         rotation = self.info.rotation
-        step = 1.0 / (self.info.fps or 25.0)
-        start: float | None = None
-        last_t = -math.inf
-        counted = False  # True once timestamps proved unreliable: time = frames decoded / fps
+        clock = FrameClock(self.info.fps)
         try:
             for n, frame in enumerate(self._decoded()):
-                if not counted and frame.time is not None:
-                    if start is None:
-                        start = frame.time
-                    t = frame.time - start
-                    # decoders emit frames in display order; a timestamp going backwards (packed
-                    # B-frames in AVI) means the labels are wrong, not the order
-                    counted = t <= last_t
-                else:
-                    counted = True
-                if counted:
-                    t = max(n * step, last_t + step)
-                last_t = t
+                t = clock.time(n, frame)
                 if on_frame is not None:
                     on_frame(t, _rotate(tiny_bgr(frame), rotation))
                 if t + 1e-6 < next_t:
@@ -345,4 +362,4 @@ def find_videos(root: Path) -> list[Path]:
     )
 
 
-__all__ = ["VIDEO_EXTENSIONS", "SampledFrame", "Video", "VideoInfo", "find_videos", "open_video"]
+__all__ = ["FrameClock", "VIDEO_EXTENSIONS", "SampledFrame", "Video", "VideoInfo", "find_videos", "open_video"]

@@ -38,14 +38,9 @@ def track(tmp_path_factory: pytest.TempPathFactory) -> AudioTrack:
     """6 s MP4 (grey H.264 + 48 kHz mono AAC): two real laughs joined (hedgewars-data voices Mobster and
     Surfer, GFDL-1.3; 2.45 s) at 2.5 s, silence around them; decoded."""
     try:
-        laugh = np.concatenate([audio_media.read_pcm(audio_media.recording(n), rate=RATE)
-                                for n in ("laugh_mobster.ogg", "laugh_surfer.ogg")])
+        clip, _ = audio_media.laugh_clip(tmp_path_factory.mktemp("laugh") / "laugh.mp4", LAUGH_AT, rate=RATE)
     except RuntimeError as exc:
         pytest.fail(f"cannot fetch the test recordings: {exc}")
-    sound = np.zeros(6 * RATE, np.float32)
-    sound[int(LAUGH_AT * RATE):int(LAUGH_AT * RATE) + laugh.size] = laugh
-    clip = audio_media.audio_file(tmp_path_factory.mktemp("laugh") / "laugh.mp4", sound[None], rate=RATE,
-                                  video=(64, 48, 10))
     decoded = decode_audio(clip)
     assert isinstance(decoded, AudioTrack)
     return decoded

@@ -42,15 +42,9 @@ def laugh_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """A 6 s MP4 (grey 64×48 H.264, 48 kHz mono AAC) with two real laughs joined (2.45 s) at 2.5 s; and where
     the laugh ends."""
     try:
-        laugh = np.concatenate([audio_media.read_pcm(audio_media.recording(n), rate=RATE)
-                                for n in ("laugh_mobster.ogg", "laugh_surfer.ogg")])
+        return audio_media.laugh_clip(tmp_path_factory.mktemp("laugh-ads") / "laugh.mp4", LAUGH_AT, rate=RATE)
     except RuntimeError as exc:
         pytest.fail(f"cannot fetch the test recordings: {exc}")
-    sound = np.zeros(6 * RATE, np.float32)
-    sound[int(LAUGH_AT * RATE):int(LAUGH_AT * RATE) + laugh.size] = laugh
-    folder = tmp_path_factory.mktemp("laugh-ads")
-    clip = audio_media.audio_file(folder / "laugh.mp4", sound[None], rate=RATE, video=(64, 48, 10))
-    return clip, LAUGH_AT + laugh.size / RATE
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,17 @@ def audio_file(
     return p
 
 
+def laugh_clip(path: Path | str, at_s: float = 2.5, seconds: float = 6.0, rate: int = 48000) -> tuple[Path, float]:
+    """A `seconds` long MP4 (grey 64×48 H.264 at 10 frames/s, mono AAC at `rate`) with two real laughs
+    joined (hedgewars-data voices Mobster and Surfer, 2.45 s) at `at_s` and silence around them; and
+    where the laugh ends, seconds. RuntimeError when the recordings cannot be fetched."""
+    laugh = np.concatenate([read_pcm(recording(n), rate=rate) for n in ("laugh_mobster.ogg", "laugh_surfer.ogg")])
+    sound = np.zeros(int(seconds * rate), np.float32)
+    start = int(at_s * rate)
+    sound[start:start + laugh.size] = laugh[:max(0, sound.size - start)]
+    return audio_file(path, sound[None], rate=rate, video=(64, 48, 10)), at_s + laugh.size / rate
+
+
 def video_only(path: Path | str, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: int = 10) -> Path:
     """An MP4 with a grey H.264 video stream and no audio stream at all."""
     p = Path(path)
@@ -181,5 +192,5 @@ def dropped_audio_copy(src: Path | str, dst: Path | str, *, drop: tuple[float, f
     return out
 
 
-__all__ = ["RECORDINGS", "Recording", "audio_file", "damaged_audio_copy", "dropped_audio_copy", "empty_audio_track",
+__all__ = ["RECORDINGS", "Recording", "audio_file", "damaged_audio_copy", "dropped_audio_copy", "empty_audio_track", "laugh_clip",
            "read_pcm", "recording", "recordings_dir", "tone", "video_only"]
