@@ -19,7 +19,7 @@ import streamlit as st
 
 from emocore import queries, usecases
 from emocore.errors import EmocoreError
-from emocore.store import FrameExplanation, Store, StoredAudioExplanation, cover_path
+from emocore.store import FrameExplanation, StoredAudioExplanation, cover_path
 from emocore.usecases import NormsChoice, cache_version, resolve_norms
 
 __all__ = ["NormsChoice", "cache_root", "cache_version", "key_frame_image", "library_for", "load_audio_explained", "load_audio_explanation", "load_bundle",
@@ -82,8 +82,7 @@ def load_bundle(root: str, version: int, key: str) -> queries.AdBundle:
 @st.cache_data(show_spinner=False, max_entries=64)
 def load_audio_explained(root: str, version: int, key: str) -> tuple[int, ...]:
     """The seconds of the ad's soundtrack that have a stored explanation."""
-    with Store(root, readonly=True) as store:
-        return tuple(sorted({s.second for s in store.audio_explained_seconds(key)}))
+    return usecases.explained_seconds(root, key)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

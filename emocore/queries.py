@@ -808,6 +808,11 @@ class AudioMoment:
     """Whether the cache holds an explanation of that second (`Store.audio_explained_seconds`)."""
 
 
+def explained_seconds_of(store: Store, key: str) -> tuple[int, ...]:
+    """The seconds of the ad's soundtrack that have a stored explanation (any explain hash), in order."""
+    return tuple(sorted({s.second for s in store.audio_explained_seconds(key)}))
+
+
 def audio_moments(bundle: AdBundle, top: int = 3, explained: Sequence[int] = ()) -> tuple[AudioMoment, ...]:
     """The ad's audio key moments: per signal of `AUDIO_MOMENT_SIGNALS` its `top` highest seconds at
     or above `AUDIO_MOMENT_FLOOR`, at least 2 s apart (`AudioLanes.peaks`, the rule `index` explains
@@ -939,8 +944,7 @@ def ad_report(store: Store, ref: str, norms: Norms | None = None, *,
         explained.extend(ExplanationFigures(index, frame.time_s, a.emotion, a.method, dict(a.figures))
                          for a in frame.attributions)
     heard = audio_standing(store, ad.key, norms, min_audio_seconds=min_audio_seconds)
-    explained_seconds = sorted({s.second for s in store.audio_explained_seconds(ad.key)}) \
-        if bundle.lanes is not None else []
+    explained_seconds = explained_seconds_of(store, ad.key) if bundle.lanes is not None else ()
     heard_explained: list[ExplanationFigures] = []
     for second in explained_seconds:
         try:
@@ -996,7 +1000,7 @@ def top_signals(bundle: AdBundle, row: pd.Series, k: int = TOP_SIGNALS) -> list[
     return sorted(options, key=strength)[:k]
 
 
-__all__ = ["TIMELINE_LANES", "TOP_SIGNALS", "signal_options", "top_signals", "AUDIO_MOMENT_FLOOR", "AUDIO_MOMENT_SIGNALS", "AUDIO_RANKABLE", "AUDIO_TABLE_COLUMNS", "AUDIO_FAILED",
+__all__ = ["explained_seconds_of", "TIMELINE_LANES", "TOP_SIGNALS", "signal_options", "top_signals", "AUDIO_MOMENT_FLOOR", "AUDIO_MOMENT_SIGNALS", "AUDIO_RANKABLE", "AUDIO_TABLE_COLUMNS", "AUDIO_FAILED",
            "AudioMoment", "AudioSignalStanding", "AudioStanding", "DEFAULT_MIN_AUDIO_SECONDS", "NO_AUDIO",
            "NOT_ANALYSED", "STANDINGS", "Signal", "audio_column", "audio_moments", "audio_note", "audio_standing",
            "audio_table", "resolve_signal", "store_signal", "RANK_COLUMNS", "details", "KeyFrame", "AdBundle", "AdReport", "AdStanding", "ExplanationFigures", "ad_report", "find_ad", "EmotionStanding", "FAILED", "RANKED", "THIN", "ad_bundle", "ad_norms",

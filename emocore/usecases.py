@@ -36,7 +36,7 @@ import pandas as pd
 from emocore import queries
 from emocore.audio.decode import NoAudio
 from emocore.audio.lanes import LANE_LABELS, short_label
-from emocore.errors import EmocoreError
+from emocore.errors import AdNotFound, EmocoreError
 from emocore.norms import DEFAULT_MIN_AUDIO_SECONDS, DEFAULT_MIN_FACE_FRAMES, load_norms, load_norms_from
 from emocore.store import DB_NAME, THUMBS, AdRow, FrameExplanation, Store, StoredAttribution, \
     StoredAudioExplanation, key_frame_path, thumbnail_path
@@ -128,6 +128,22 @@ def ad_bundle(cache: Path | str, key: str) -> queries.AdBundle:
     """Everything the ad page shows about one ad (`queries.ad_bundle`)."""
     with Store(cache, readonly=True) as store:
         return queries.ad_bundle(store, key)
+
+
+def ad_key_for(cache: Path | str, ref: str) -> str | None:
+    """The key of the ad `ref` names (a key, key prefix of at least 6 characters, file name or path, as
+    the command line takes them), or None when no ad matches."""
+    with Store(cache, readonly=True) as store:
+        try:
+            return store.ad(ref).key
+        except AdNotFound:
+            return None
+
+
+def explained_seconds(cache: Path | str, key: str) -> tuple[int, ...]:
+    """The seconds of ad `key`'s soundtrack that have a stored explanation (`queries.explained_seconds_of`)."""
+    with Store(cache, readonly=True) as store:
+        return queries.explained_seconds_of(store, key)
 
 
 def stored_explanation(cache: Path | str, key: str, frame_idx: int) -> FrameExplanation:
@@ -912,7 +928,7 @@ def audio_panel(bundle: queries.AdBundle, lanes: Sequence[str] = queries.TIMELIN
     return charts.AudioPanel(times=audio.times, lanes=shown, loudness_dbfs=audio.loudness_dbfs, mood=mood)
 
 
-__all__ = ["MIN_MUSIC_FOR_MOOD", "audio_panel", "panel_note", "AudioMomentExplanation", "audio_moment_figure", "explain_audio_moment", "stored_audio_explanation",
+__all__ = ["ad_key_for", "explained_seconds", "MIN_MUSIC_FOR_MOOD", "audio_panel", "panel_note", "AudioMomentExplanation", "audio_moment_figure", "explain_audio_moment", "stored_audio_explanation",
            "BestMoment", "CachePaths", "ad_bundle", "check_cache", "stored_explanation", "Comparison", "Curve", "LISTING_COLUMNS", "LibraryFilters", "LibraryListing",
            "MomentExplanation", "NormsChoice", "RankedLibrary", "ad_report", "best_moment", "cache_version", "compare",
            "compare_ads", "differences", "audio_differences", "audio_report_section", "evidence_rate", "explain_moment", "face_frames_for", "filter_library",

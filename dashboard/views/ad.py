@@ -47,9 +47,8 @@ from emocore import render as draw
 from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS, short_label
 from emocore.audio.render import audio_explanation_figure
 from emocore.export import ReportSection
-from emocore.errors import AdNotFound
 from emocore.preview import choose_player
-from emocore.store import AdRow, FrameExplanation, Store, preview_path
+from emocore.store import AdRow, FrameExplanation, preview_path
 from emocore.trust import summary_text
 
 #: Puts the page's video on the selected moment (st.video starts at whole seconds): on load, and again
@@ -70,11 +69,7 @@ EXPLAINABLE = tuple(s for s in AUDIO_SIGNALS if s != "loudness")
 def _ad_for_link(root: str, version: int, ref: str) -> str | None:
     """The key a link's `?ad=` names: a key, a key prefix (≥ 6 characters), a file name or a path, as the
     command line takes them (`Store.ad`); None when no ad matches."""
-    try:
-        with Store(root, readonly=True) as store:
-            return store.ad(ref).key
-    except AdNotFound:
-        return None
+    return usecases.ad_key_for(root, ref)
 
 
 def link_ad_ui(root: Path, version: int) -> None:
