@@ -69,7 +69,8 @@ def source_shots(source: Path | str, params: IndexParams = IndexParams()) -> tup
     with open_video(source) as video:
         detector = ShotDetector(video.info.fps, params.shots)
         last = 0.0
-        for frame in video.sample(params.sample_rate, params.max_side, on_frame=detector.feed):
+        for frame in video.sample(params.sample_rate, params.max_side, on_frame=detector.feed,
+                                  every_frame=params.shots.every_frame):
             last = frame.time_s
         duration = float(video.info.duration_s or last)
     starts = [0.0, *detector.boundaries()]

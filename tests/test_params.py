@@ -62,9 +62,13 @@ def test_fields_an_older_write_lacks_take_their_defaults(tmp_path: Path) -> None
         for key, params in (("old", {"index": older, "model": {}, "schema": 2}), ("bare", {})):
             store.write_ad(NewAd(key=key, content_hash=key, params_hash="p", params=params, name=f"{key}.mp4",
                                  path=f"/{key}.mp4", size_bytes=1, model="toy", model_version="1", labels=("a",)))
-        assert store.ad("old").index_params == IndexParams(sample_rate=1.0, scoring=ScoringParams(window_s=2.0))
+        # shots were found on every frame before `every_frame` existed: such ads read back as made so
+        before = ShotParams(every_frame=True)
+        assert store.ad("old").index_params == IndexParams(sample_rate=1.0, scoring=ScoringParams(window_s=2.0),
+                                                           shots=before)
         assert store.ad("old").index_params.scoring.prominence == ScoringParams().prominence
-        assert store.ad("bare").index_params == IndexParams()
+        assert store.ad("bare").index_params == IndexParams(shots=before)
+        assert not IndexParams().shots.every_frame
 
 
 @pytest.mark.parametrize(("data", "message"), [
