@@ -5,11 +5,12 @@
 
 Prints, in one run: the time to fully decode the clip (the floor: PyAV, frame-threaded, every
 frame), the time `index --no-explain` takes on it (cold cache, model already loaded, as in a
-batch; explanations are timed by bench_explain.py), their ratio
-(goal ≤ 1.5×), the same with `--every-frame` (every frame decoded for shot detection, as the
-index did before it let the decoder drop the frames no sample needs), the process CPU seconds the index took (all threads: what a bigger machine or a
-cluster multiplies), and where the time goes: the sampling pass (decode + shot detection +
-conversion of the sampled frames), face detection, and classification, each measured alone.
+batch; explanations are timed by bench_explain.py), their ratio (goal ≤ 1.5×), the same with
+`--every-frame` (every frame decoded for shot detection, as the index did before it let the
+decoder drop the frames no sample needs), the process CPU seconds the index took (all threads:
+what a bigger machine or a cluster multiplies), and where the time goes: the sampling pass
+(decode + shot detection + conversion of the sampled frames, with how many frames were decoded),
+face detection, and classification, each measured alone.
 Medians of `--repeat` runs; the machine is shared and noisy, so read the ratios.
 
 `--detect-min-px N` also measures detecting less: the face model with its pyramid starting at N

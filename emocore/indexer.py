@@ -56,7 +56,8 @@ from emocore.errors import AudioError, CacheError, EmocoreError, FolderNotFound,
 from emocore.files import content_hash  # SHA-256 of a file's bytes: an ad's identity
 from emocore.explain import ExplainParams, explain_ad, explain_audio_ad
 from emocore.models import DEFAULT_MODEL, EmotionModel, load_model
-from emocore.preview import LOOK_SIDE, FrameLook, PreviewParams, browser_playability, choose_cover, encode_preview, frame_look
+from emocore.preview import (LOOK_SIDE, FrameLook, PreviewParams, browser_playability, choose_cover, encode_preview,
+                             frame_look)
 from emocore.params import IndexParams  # the parameters' typed record (round-trips from the store); re-exported here
 from emocore.scoring import ScoringParams, smooth, summarise
 from emocore.shots import ShotDetector, ShotParams
@@ -251,9 +252,9 @@ def _decode_ahead(frames: Iterator[SampledFrame], depth: int = 2 * BATCH) -> Ite
 
 def _shrunk(image: np.ndarray, width: int, long_side: int) -> np.ndarray:
     """`image` made smaller by a whole factor (box filter), still at least `width` wide and `long_side`
-    on its long side: one cheap reduction the thumbnail and the frame's look are both cut from (resampling a 720p frame
-    straight to a fractional size with an area filter costs about 3 ms; the whole factor, 1.2 ms,
-    and the small remainders almost nothing)."""
+    on its long side: one cheap reduction that the thumbnail and the frame's look are both cut from
+    (an area filter straight from 720p to a fractional size costs about 3 ms a frame; the whole
+    factor 1.2 ms, and the small remainders almost nothing)."""
     h, w = image.shape[:2]
     factor = min(w // width, max(w, h) // long_side)
     if factor < 2:

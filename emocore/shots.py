@@ -34,7 +34,8 @@ class ShotDetector:
         number = max(self._last + 1, round(time_s * self._fps))
         self._last = number
         self._times[number] = time_s
-        self._cuts.extend(tc.frame_num for tc in self._detector.process_frame(FrameTimecode(number, self._fps), tiny_bgr))
+        position = FrameTimecode(number, self._fps)
+        self._cuts.extend(tc.frame_num for tc in self._detector.process_frame(position, tiny_bgr))
 
     def boundaries(self) -> list[float]:
         """Times of the cuts found so far, ascending, without the start of the video."""

@@ -37,7 +37,8 @@ def _pass(path: Path, every_frame: bool, audio: bool = False):
             fed.append(t)
             detector.feed(t, tiny)
 
-        samples = [(f.index, f.time_s, f.image) for f in video.sample(2.0, 1280, on_frame=feed, every_frame=every_frame)]
+        sampled = video.sample(2.0, 1280, on_frame=feed, every_frame=every_frame)
+        samples = [(f.index, f.time_s, f.image) for f in sampled]
         return samples, detector.boundaries(), fed, video.soundtrack() if audio else None, video.info.fps
 
 
