@@ -119,3 +119,18 @@ def test_an_index_stores_the_same_scores_either_way(tmp_path: Path, face_model: 
         assert np.array_equal(all_frames.raw, lean.raw, equal_nan=True)  # NaN: no face
         assert ad_all.face_frames == ad_lean.face_frames
     assert stored[False]["carphone.mp4"][2].face_frames > 0  # a clip with faces is among them
+
+
+def test_the_cli_flag_decodes_every_frame(tmp_path: Path, weights_ready: None) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    media.color_cut_clip(tmp_path / "ads" / "cuts.mp4", seconds=2.0, cut_at=1.0)
+    for flags, every in (([], False), (["--every-frame"], True)):
+        cache = tmp_path / f"cache-{every}"
+        done = CliRunner().invoke(app, ["index", str(tmp_path / "ads"), "--cache", str(cache), "--no-explain",
+                                        "--no-audio", "--no-preview", "--workers", "1", *flags])
+        assert done.exit_code == 0, done.output
+        with Store(cache, readonly=True) as store:
+            assert store.ad("cuts.mp4").index_params.shots.every_frame is every
