@@ -28,7 +28,8 @@ medians of `--repeat` runs:
   thumbnails read), floor 0.3 s; the rows must be queries.rank's 51st to 100th;
 - ad picker, a search typed: a name typed into the ad page's search box (SQLite finds at most
   50 matches: queries.search_ads), floor 0.3 s; the picker must offer no more than 51 ads.
-Each row prints its median over the floor (× floor: below 1 meets it).
+Each row prints its median over the floor (× floor: below 1 meets it); the cold rows also print the
+process's CPU seconds (all its threads), steadier than wall time on a shared machine.
 Each cold/warm state is checked (the library query and the ad bundle read are counted), and
 every page must render without an exception.
 
@@ -97,9 +98,12 @@ def _apptest(cache: Path, page: str | None = None, **params: str):
     return at
 
 
-def _timed(run: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(run: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Wall seconds of `run()`; with `cpu`, its CPU seconds (this process, all threads) appended to it."""
+    start, used = time.perf_counter(), time.process_time()
     run()
+    if cpu is not None:
+        cpu.append(time.process_time() - used)
     return time.perf_counter() - start
 
 
@@ -155,6 +159,8 @@ class Row:
     note: str = ""
     binding: bool = True
     """False: shown against the floor for information only (no profile when over it)."""
+    cpu: list[float] | None = None
+    """CPU seconds of the same runs (this process): steadier than wall time on a shared machine."""
 
     @property
     def median(self) -> float:
@@ -348,11 +354,12 @@ def main() -> None:
 
     # (a) library cold, (b) library rerun
     cold, rerun = [], []
+    cold_cpu: list[float] = []
     for _ in range(args.repeat):
         _clear_caches()
         before = counters.library
         at = _apptest(cache)
-        cold.append(_timed(at.run))
+        cold.append(_timed(at.run, cold_cpu))
         _check_library(at, ads)
         if counters.library != before + 1:
             raise RuntimeError("the cold library render did not query the cache")
@@ -362,7 +369,7 @@ def main() -> None:
             raise RuntimeError("the library rerun queried the cache again (not cached)")
     query_s = statistics.median(counters.library_s[-args.repeat:])
     rows.append(Row("library, cold (caches cleared)", cold, 1.5,
-                    f"of which queries.library(): {query_s:.3f} s"))
+                    f"of which queries.library(): {query_s:.3f} s", cpu=cold_cpu))
     rows.append(Row("library, rerun (cached)", rerun, 0.3))
 
     # (e) library rerun after a filter change: a different rank emotion each time
@@ -405,11 +412,12 @@ def main() -> None:
 
     # (c) ad page cold (bundle not cached; library cached), (d) ad page rerun
     ad_cold, ad_rerun = [], []
+    ad_cpu: list[float] = []
     step = max(1, len(candidates) // (args.repeat + 1))
     for key, name in candidates[step // 2::step][: args.repeat]:
         before_lib, before_bundle = counters.library, counters.bundle
         at = _apptest(cache, "views/ad.py", ad=key, t=AD_T)
-        ad_cold.append(_timed(at.run))
+        ad_cold.append(_timed(at.run, ad_cpu))
         _check_ad(at, name)
         if counters.bundle != before_bundle + 1 or counters.library != before_lib:
             raise RuntimeError("the ad page was not cold for its ad or not warm for the library")
@@ -417,7 +425,7 @@ def main() -> None:
         _check_ad(at, name)
         if counters.bundle != before_bundle + 1:
             raise RuntimeError("the ad page rerun read the ad again (not cached)")
-    rows.append(Row("ad page, cold for the ad (library cached)", ad_cold, 1.0))
+    rows.append(Row("ad page, cold for the ad (library cached)", ad_cold, 1.0, cpu=ad_cpu))
     rows.append(Row("ad page, rerun (cached)", ad_rerun, 0.3))
 
     # (g) library page 2: the next rows of the cached ranking
@@ -463,6 +471,8 @@ def main() -> None:
         print(f"{row.name:<45} {row.median:>9.3f} {floor:>8} {ratio:>8}  {result:<8} {runs}")
         if row.note:
             print(f"{'':<47}{row.note}")
+        if row.cpu:
+            print(f"{'':<47}CPU seconds of this process (median): {statistics.median(row.cpu):.3f}")
     print("-" * 119)
     print(f"{args.repeat} runs each (medians); {ads:,} ads. AppTest time is server side: it includes running the page "
           "script and\nserialising its elements (plus AppTest reading them back), not the websocket or the browser's "

@@ -40,7 +40,8 @@ def export_ui(fig: go.Figure, table: pd.DataFrame | None, name: str, key: str) -
     figure_json = fig.to_json()
     slug = _slug(name)
     with st.popover("Export", icon=":material/download:", key=key):
-        st.download_button("Interactive HTML", _rendered(figure_json, "html"), f"{slug}.html", "text/html",
+        # made when clicked (several MB with plotly.js inside: rendering it on every page run cost 0.1 s)
+        st.download_button("Interactive HTML", lambda: _rendered(figure_json, "html"), f"{slug}.html", "text/html",
                            key=f"{key}-html", on_click="ignore")
         if table is not None:
             st.download_button("Data (CSV)", export.table_csv(table), f"{slug}.csv", "text/csv",

@@ -43,6 +43,7 @@ ads are added or removed; nothing else is stored.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,8 @@ class Norms:
         if norm is None or len(norm.scores) == 0:
             return np.full(score.shape, np.nan)
         flat = score.ravel()
-        order = np.argsort(flat, kind="stable")  # sorted needles: searchsorted runs much faster
+        # sorted needles: searchsorted runs much faster (equal needles find the same places, so any sort will do)
+        order = np.argsort(flat)
         below, upto = np.empty(len(flat)), np.empty(len(flat))
         below[order] = np.searchsorted(norm.scores, flat[order], side="left")
         upto[order] = np.searchsorted(norm.scores, flat[order], side="right")
@@ -242,8 +244,16 @@ FIGURE_PREFIXES = {"mean": "mean", "variance": "var", "peak": "peak", "peak_time
 NUMERIC_COLUMNS = frozenset({"face_frames", "face_seconds", "duration_s", "frames", "face_coverage", "indexed_at",
                              "fps", "width", "height", "rotation", "size_bytes", "decode_errors", "elapsed_s",
                              "audio_seconds"})
-#: The soundtrack's columns `read_table` always reads (all in the `ads_library` covering index).
+#: Text columns of `ads` whose few possible values `read_table` reads as their positions here.
+CODED: dict[str, tuple[str | None, ...]] = {"status": ("ok", "failed"), "audio_status": (None, "ok", "none", "failed")}
+#: The soundtrack's columns `read_table` always reads (both in the library's covering index).
 AUDIO_READ_COLUMNS = ("audio_status", "audio_seconds")
+
+
+def nan_column(index: pd.Index) -> pd.Series:
+    """A column of NaN for columns of nothing (a soundtrack no ad has): several columns of a frame may hold
+    this one Series, which pandas copies before any write to one of them (copy-on-write)."""
+    return pd.Series(np.full(len(index), np.nan), index=index)
 
 
 def read_table(store: Store, columns: Sequence[str] = ("key", "status", "face_frames"),
@@ -253,36 +263,82 @@ def read_table(store: Store, columns: Sequence[str] = ("key", "status", "face_fr
     `peak_time_<e>`, `share_<e>` (unpacked from `ads.figures`, the packed copy of the ad's `emotions`
     rows), and per soundtrack signal s (`AUDIO_SIGNALS`) the same five with an `audio_` prefix
     (`audio_mean_<s>`, ...; from `ads.audio_figures`, NaN for an ad without lanes): one query, no join.
-    `audio_signals`: the soundtrack signals whose columns are wanted (fewer read faster; () none)."""
+    `audio_signals`: the soundtrack signals whose columns are wanted (fewer read faster; () none).
+
+    Read for 100,000 ads at once: the query is covered by the library's index (`store.LIBRARY_INDEX`,
+    when `columns` are among its columns), the rows are turned into columns with the cyclic garbage
+    collector paused (the rows are plain tuples: collecting while they are made only rescans them), the
+    figures are unpacked from one joined buffer, and the numbers go into the frame as one block."""
     wanted = list(dict.fromkeys([*columns, "status", "face_frames", *AUDIO_READ_COLUMNS]))
-    figures = "audio_figures" if audio_signals else "NULL"
-    rows = store.connection.execute(
-        f"SELECT {', '.join(wanted)}, labels, figures, {figures} FROM ads ORDER BY indexed_at DESC, key").fetchall()
-    data = list(zip(*rows)) if rows else [() for _ in range(len(wanted) + 3)]
-    out: dict[str, object] = {}
-    for c, values in zip(wanted, data[:-3]):
-        out[c] = np.array(values, dtype=np.float64 if c in NUMERIC_COLUMNS else object)  # None → NaN
-    labels, blobs = np.array(data[-3], dtype=object), list(data[-2])
-    count = len(rows)
-    for text in dict.fromkeys(labels.tolist()):
-        names = json.loads(text)
-        rows_of = np.flatnonzero(labels == text)
-        whole = len(rows_of) == count
-        values = unpack_figures(blobs if whole else [blobs[i] for i in rows_of], len(names))
-        for j, name in enumerate(names):
-            for field_name, prefix in FIGURE_PREFIXES.items():
-                column = values[:, j, FIGURE_FIELDS.index(field_name)]
-                if whole and f"{prefix}_{name}" not in out:
-                    out[f"{prefix}_{name}"] = np.ascontiguousarray(column)
-                    continue
-                target = out.setdefault(f"{prefix}_{name}", np.full(count, np.nan))
-                target[rows_of] = column  # type: ignore[index]
-    audio = unpack_figures(list(data[-1]), len(AUDIO_SIGNALS)) if audio_signals else None
-    for name in audio_signals:
-        j = AUDIO_SIGNALS.index(name)
-        for field_name, prefix in FIGURE_PREFIXES.items():
-            out[f"audio_{prefix}_{name}"] = np.ascontiguousarray(audio[:, j, FIGURE_FIELDS.index(field_name)])
-    return pd.DataFrame(out)
+    connection = store.connection
+    newest = connection.execute("SELECT labels FROM ads ORDER BY indexed_at DESC, key LIMIT 1").fetchone()
+    common = newest[0] if newest else "[]"
+    # the statuses come as small integers and the newest ad's labels as 0 (Python shares those objects,
+    # where every text is a new string): the same values, read in a fraction of the time
+    selected = [f"CASE {c} {' '.join(f'WHEN {v!r} THEN {i}' for i, v in enumerate(CODED[c]) if v is not None)} "
+                f"ELSE {CODED[c].index(None) if None in CODED[c] else 'NULL'} END" if c in CODED else c
+                for c in wanted]
+    selected += ["CASE labels WHEN :common THEN 0 ELSE labels END", "figures"]
+    if audio_signals:
+        selected.append("audio_figures")
+    query = f"SELECT {', '.join(selected)} FROM ads ORDER BY indexed_at DESC, key"
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        rows = connection.execute(query, {"common": common}).fetchall()
+        count = len(rows)
+        data = list(zip(*rows)) if rows else [() for _ in selected]
+        del rows
+        if not audio_signals:
+            data.append(())
+        texts = {c: (np.array(CODED[c], dtype=object)[np.array(values, dtype=np.int64)] if c in CODED
+                     else np.array(values, dtype=object))
+                 for c, values in zip(wanted, data) if c not in NUMERIC_COLUMNS}
+        labels = [common] * count if data[-3].count(0) == count else [common if v == 0 else v for v in data[-3]]
+        blobs, audio_blobs = data[-2], data[-1]
+        label_sets = list(dict.fromkeys(labels)) if count else []
+        numbers = [c for c in wanted if c in NUMERIC_COLUMNS]
+        figure_names = [f"{prefix}_{name}" for text in label_sets for name in json.loads(text)
+                        for prefix in FIGURE_PREFIXES.values()]
+        figure_names = list(dict.fromkeys(figure_names))
+        audio_names = [f"audio_{prefix}_{name}" for name in audio_signals for prefix in FIGURE_PREFIXES.values()]
+        heard = any(b is not None for b in audio_blobs)
+        # every number in one (columns, ads) block: the frame holds it as it is, without copying each column
+        block = np.full((len(numbers) + len(figure_names) + (len(audio_names) if heard else 0), count), np.nan)
+        for i, c in enumerate(numbers):
+            block[i] = np.array(data[wanted.index(c)], dtype=np.float64)  # None → NaN
+        del data
+        fields = [FIGURE_FIELDS.index(f) for f in FIGURE_PREFIXES]
+        at = {name: len(numbers) + i for i, name in enumerate(figure_names)}
+        for text in label_sets:
+            names = json.loads(text)
+            if len(label_sets) == 1:
+                rows_of, values = None, unpack_figures(blobs, len(names))
+            else:
+                rows_of = np.flatnonzero(np.array(labels, dtype=object) == text)
+                values = unpack_figures([blobs[i] for i in rows_of], len(names))
+            for j, name in enumerate(names):
+                for f, prefix in zip(fields, FIGURE_PREFIXES.values()):
+                    if rows_of is None:
+                        block[at[f"{prefix}_{name}"]] = values[:, j, f]
+                    else:
+                        block[at[f"{prefix}_{name}"], rows_of] = values[:, j, f]
+        if audio_names and heard:
+            audio = unpack_figures(audio_blobs, len(AUDIO_SIGNALS))
+            start = len(numbers) + len(figure_names)
+            for i, (name, prefix) in enumerate((n, p) for n in audio_signals for p in FIGURE_PREFIXES.values()):
+                field_name = next(f for f, q in FIGURE_PREFIXES.items() if q == prefix)
+                block[start + i] = audio[:, AUDIO_SIGNALS.index(name), FIGURE_FIELDS.index(field_name)]
+    finally:
+        if collecting:
+            gc.enable()
+    frame = pd.DataFrame(block.T, columns=[*numbers, *figure_names, *(audio_names if heard else ())], copy=False)
+    if audio_names and not heard:  # no soundtrack read in this cache: its columns share one NaN column
+        frame = pd.concat([frame, pd.DataFrame(dict.fromkeys(audio_names, nan_column(frame.index)), copy=False)], axis=1)
+    for position, c in enumerate(wanted):
+        if c in texts:
+            frame.insert(position, c, texts[c])
+    return frame
 
 
 def load_norms(store: Store, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
@@ -303,5 +359,6 @@ def load_norms_from(root: Path | str, *, min_face_frames: int = DEFAULT_MIN_FACE
                           audio_signals=audio_signals)
 
 
-__all__ = ["AUDIO_RANKABLE", "DEFAULT_MIN_AUDIO_SECONDS", "DEFAULT_MIN_FACE_FRAMES", "EmotionNorm", "K_CEILING", "K_FALLBACK", "K_FLOOR", "MIN_ADS_FOR_K", "Norms",
+__all__ = ["AUDIO_RANKABLE", "DEFAULT_MIN_AUDIO_SECONDS", "DEFAULT_MIN_FACE_FRAMES", "EmotionNorm", "K_CEILING", "K_FALLBACK",
+           "K_FLOOR", "MIN_ADS_FOR_K", "Norms", "nan_column",
            "PriorStrength", "compute_norms", "load_norms", "load_norms_from", "prior_strength", "read_table", "shrink"]

@@ -33,7 +33,7 @@ from emocore.audio.lanes import AUDIO_SIGNALS, LANE_LABELS, LANE_NAMES, MOOD_CLA
 from emocore.files import content_hash
 from emocore.errors import AdNotFound, CacheError, CorruptExplanation
 from emocore.norms import AUDIO_RANKABLE, DEFAULT_MIN_AUDIO_SECONDS, DEFAULT_MIN_FACE_FRAMES, FIGURE_PREFIXES, Norms, \
-    compute_norms, load_norms, read_table
+    compute_norms, load_norms, nan_column, read_table
 from emocore.scoring import EmotionSummary, Peak
 from emocore.store import FIGURE_FIELDS, AdRow, AudioResult, FrameExplanation, Store, Timeline, unpack_figures
 from emocore.trust import TrustFigures
@@ -42,7 +42,7 @@ LIBRARY_COLUMNS = ("key", "name", "path", "status", "error", "duration_s", "fram
                    "face_frames", "face_seconds", "dominant_raw", "model", "model_version", "indexed_at",
                    "audio_error")
 
-#: The least `library` needs to rank (read from the `ads_library` covering index).
+#: The least `library` needs to rank (read from the library's covering index, `store.LIBRARY_INDEX`).
 RANK_COLUMNS = ("key", "status", "face_frames", "face_seconds", "indexed_at")
 
 #: `rank`'s `standing` column.
@@ -193,9 +193,9 @@ def library(store: Store, norms: Norms | None = None, *, min_face_frames: int = 
     return with_norms(table, norms, min_face_frames=min_face_frames, min_audio_seconds=min_audio_seconds)
 
 
-def _audio_standings(table: pd.DataFrame, norms: Norms, min_audio_seconds: float) -> dict[str, np.ndarray]:
+def _audio_standings(table: pd.DataFrame, norms: Norms, min_audio_seconds: float) -> dict[str, np.ndarray | pd.Series]:
     """`audio_score_<s>`, `audio_pct_<s>`, `audio_lift_<s>` per rankable signal and `audio_note`."""
-    added: dict[str, np.ndarray] = {}
+    added: dict[str, np.ndarray | pd.Series] = {}
     if "audio_status" not in table.columns:
         return added
     seconds = table["audio_seconds"].to_numpy(dtype=np.float64, na_value=0.0) if "audio_seconds" in table \
@@ -203,16 +203,31 @@ def _audio_standings(table: pd.DataFrame, norms: Norms, min_audio_seconds: float
     heard = ((table["status"] == "ok").to_numpy(dtype=bool) & (table["audio_status"] == "ok").to_numpy(dtype=bool))
     enough = heard & (seconds >= min_audio_seconds)
     n = np.where(heard, seconds, 0.0)
+    nothing = None
     for signal in AUDIO_RANKABLE:
         column = audio_column("mean", signal)
         if column not in table.columns:
             continue
+        if norms.norm(signal, audio=True) is None:  # no norm (no soundtrack in the norm library): NaN throughout
+            nothing = nan_column(table.index) if nothing is None else nothing
+            for prefix in ("score", "pct", "lift"):
+                added[audio_column(prefix, signal)] = nothing
+            continue
         score = norms.score(signal, table[column].to_numpy(dtype=np.float64, na_value=np.nan), n, audio=True)
         added[audio_column("score", signal)] = score
-        added[audio_column("pct", signal)] = np.where(enough, norms.percentile(signal, score, audio=True), np.nan)
+        added[audio_column("pct", signal)] = _percentiles(norms, signal, score, enough, audio=True)
         added[audio_column("lift", signal)] = norms.lift(signal, score, audio=True)
     added["audio_note"] = _audio_notes(table)
     return added
+
+
+def _percentiles(norms: Norms, name: str, score: np.ndarray, enough: np.ndarray, *, audio: bool = False) -> np.ndarray:
+    """`norms.percentile` of the rows with `enough` evidence (a standing in the library), NaN for the others
+    (computed for those rows only)."""
+    out = np.full(len(score), np.nan)
+    if enough.any():
+        out[enough] = norms.percentile(name, score[enough], audio=audio)
+    return out
 
 
 def with_norms(table: pd.DataFrame, norms: Norms, *, min_face_frames: int = DEFAULT_MIN_FACE_FRAMES,
@@ -222,14 +237,14 @@ def with_norms(table: pd.DataFrame, norms: Norms, *, min_face_frames: int = DEFA
     when the table has `audio_status`, newest first."""
     n = table["face_frames"].to_numpy(dtype=np.float64, na_value=0.0)
     emotions = emotions_in(table)
-    added: dict[str, np.ndarray] = {}
+    added: dict[str, np.ndarray | pd.Series] = {}
     lifts = np.full((len(table), len(emotions)), np.nan)
     enough = (n >= min_face_frames) & (table["status"] == "ok").to_numpy(dtype=bool)
     for j, e in enumerate(emotions):
         score = norms.score(e, table[f"mean_{e}"].to_numpy(dtype=np.float64, na_value=np.nan), n)
         added[f"score_{e}"] = score
         # a percentile is a standing in the library: an ad with too little evidence has none
-        added[f"pct_{e}"] = np.where(enough, norms.percentile(e, score), np.nan)
+        added[f"pct_{e}"] = _percentiles(norms, e, score, enough)
         added[f"lift_{e}"] = lifts[:, j] = norms.lift(e, score)
     dominant = np.full(len(table), None, dtype=object)
     if emotions:
@@ -239,7 +254,8 @@ def with_norms(table: pd.DataFrame, norms: Norms, *, min_face_frames: int = DEFA
     added["dominant"] = dominant
     added.update(_audio_standings(table, norms, min_audio_seconds))
     kept = table.drop(columns=[c for c in added if c in table.columns])
-    out = pd.concat([kept, pd.DataFrame(added, index=table.index)], axis=1)
+    # copy=False: the new columns are held as they are (not copied into one block: 100 MB at 100,000 ads)
+    out = pd.concat([kept, pd.DataFrame(added, index=table.index, copy=False)], axis=1)
     if "indexed_at" in out.columns:
         newest = -out["indexed_at"].to_numpy(dtype=np.float64, na_value=-np.inf)
         if len(newest) > 1 and (np.diff(newest) < 0).any():  # read_table's rows already come newest first

@@ -16,7 +16,7 @@ Contract:
   refused with a one-line message, not misread or half-upgraded (version 2 added the ads'
   evidence columns `face_frames`/`face_seconds`, `dominant_raw`, and `figures`: a packed copy of
   the ad's `emotions` rows written in the same transaction, so the library and its norms are one
-  query over `ads`, covered by the `ads_library` index; version 3 added the soundtrack: the
+  query over `ads`, covered by an index (`LIBRARY_INDEX`); version 3 added the soundtrack: the
   `audio` table and the ads' `audio_*` columns, below).
 - The soundtrack: per ad, `ads.audio_status` is NULL (not analysed: `index --no-audio`), 'ok'
   (lanes in the `audio` table, one row per ad holding the [seconds, AUDIO_SIGNALS] float32 matrix),
@@ -80,6 +80,20 @@ PREVIEWS = "previews"
 #: The file name of an ad's cover in its thumbnail folder.
 COVER = "cover.jpg"
 
+#: The covering index of the library's and the norms' one query (`norms.read_table`: newest first, the
+#: columns a library table holds for every ad, the packed figures), so reading 100,000 ads scans this
+#: index instead of the wide rows and never looks a row up. It replaced `ads_library` (which lacked the
+#: duration, the face coverage, the name and the path) within schema version 3: a writable `Store`
+#: creates it in a cache that lacks it and drops the old one (`LIBRARY_INDEX_UPGRADE`); a read-only one
+#: reads such a cache as it is (the same rows, by a slower plan).
+LIBRARY_INDEX = "ads_browse"
+LIBRARY_INDEX_COLUMNS = ("indexed_at DESC", "key", "status", "face_frames", "face_seconds", "duration_s",
+                         "face_coverage", "audio_status", "audio_seconds", "labels", "name", "path", "figures",
+                         "audio_figures")
+_LIBRARY_INDEX_SQL = (f"CREATE INDEX IF NOT EXISTS {LIBRARY_INDEX} ON ads ({', '.join(LIBRARY_INDEX_COLUMNS)});")
+#: What a writable `Store` runs on a schema-3 cache written before `ads_browse` (a no-op once it exists).
+LIBRARY_INDEX_UPGRADE = f"{_LIBRARY_INDEX_SQL}\nDROP INDEX IF EXISTS ads_library;"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ads (
@@ -118,10 +132,7 @@ CREATE INDEX IF NOT EXISTS ads_name ON ads (name);
 -- covers the ad search (queries.search_ads: name, path, key prefix; case-insensitive name prefix via NOCASE),
 -- a scan of this narrow index instead of the wide rows
 CREATE INDEX IF NOT EXISTS ads_search ON ads (name COLLATE NOCASE, path, key, status, indexed_at);
--- covers the library's and the norms' one query (newest first, evidence and packed figures), so
--- reading 100,000 ads scans this narrow index instead of the wide rows
-CREATE INDEX IF NOT EXISTS ads_library ON ads (indexed_at DESC, key, status, face_frames, face_seconds, labels,
-                                               figures, audio_status, audio_seconds, audio_figures);
+""" + _LIBRARY_INDEX_SQL + """
 CREATE TABLE IF NOT EXISTS frames (
     ad_key TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -281,14 +292,12 @@ def pack_figures(labels: Sequence[str], emotions: Sequence[EmotionSummary]) -> b
 
 
 def unpack_figures(blobs: Sequence[bytes | None], width: int) -> np.ndarray:
-    """(len(blobs), width, len(FIGURE_FIELDS)) from `ads.figures` values (NaN where a blob is missing)."""
-    out = np.full((len(blobs), width, len(FIGURE_FIELDS)), np.nan)
+    """(len(blobs), width, len(FIGURE_FIELDS)) from `ads.figures` values (NaN where a blob is missing): a
+    read-only view of their joined bytes (the library's 100,000 blobs are copied once)."""
     size = width * len(FIGURE_FIELDS) * 8
-    present = [i for i, b in enumerate(blobs) if b is not None and len(b) == size]
-    if present:
-        out[present] = np.frombuffer(b"".join(blobs[i] for i in present), dtype=np.float64).reshape(
-            len(present), width, len(FIGURE_FIELDS))
-    return out
+    missing = np.full(width * len(FIGURE_FIELDS), np.nan).tobytes()
+    joined = b"".join([b if b is not None and len(b) == size else missing for b in blobs])
+    return np.frombuffer(joined, dtype=np.float64).reshape(len(blobs), width, len(FIGURE_FIELDS))
 
 
 #: What an ad's soundtrack is, as the store keeps it: lanes, no audio track, a failure, or None
@@ -687,6 +696,19 @@ class Store:
                 f"{self.db_path} has schema version {version}; this emocore reads version "
                 f"{SCHEMA_VERSION} (index into a new --cache folder)"
             )
+        if not self.readonly:
+            self._upgrade_indexes()
+
+    def _upgrade_indexes(self) -> None:
+        """Create the library's covering index in a cache written before it (seconds at 100,000 ads, once)."""
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                               (LIBRARY_INDEX,)).fetchone()
+        if has is None:
+            try:
+                with self._db:
+                    self._db.executescript(f"BEGIN IMMEDIATE;\n{LIBRARY_INDEX_UPGRADE}\nCOMMIT;")
+            except sqlite3.Error as exc:
+                raise CacheError(f"cannot add the library index to the cache at {self.root}: {exc}") from exc
 
     def _clean_temporaries(self) -> None:
         clean_temporaries(self.root / THUMBS)
