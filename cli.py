@@ -272,10 +272,6 @@ def index(
     Exit code 0: every video indexed or unchanged; 3: some files failed (recorded in the cache,
     see `ls`); 1: nothing could be done (no such folder, no weights, bad cache); 2: bad usage.
     """
-    if engine == "ray" and device in (None, "cpu"):  # Ray starts while PyTorch and the indexer load
-        from emocore.engine import start_ray_early
-
-        start_ray_early(address, workers)
     from emocore.explain.keyframes import KeyFrameParams
     from emocore.indexer import IndexParams
     from emocore.scoring import ScoringParams

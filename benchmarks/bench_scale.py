@@ -1,6 +1,7 @@
 """Every core, and Ray: `index --workers 2` and `--engine ray` against two independent processes.
 
     python benchmarks/bench_scale.py [--clips 6] [--workers 2] [--repeat 1] [--writer-ads 300]
+                                     [--only halves,pool,ray,one] [--skip-ray]
 
 Builds (once, kept in cache/bench/scale/) at least 6 distinct 30 s 1280×720 H.264 clips from the demo
 footage (each its own order of sources, fit and encoding, so each has its own bytes and faces), then
@@ -20,7 +21,20 @@ throughput as a share of the two processes' (goal ≥ 95%), Ray's against --work
 Last, the single writer alone: one ad's recorded writes (the calls a worker sends: an ad of 60 frames
 with its thumbnails and file record) applied again and again under new keys into a fresh cache, as
 ads per second: where one writer stops keeping up with the workers.
-Medians of `--repeat` runs; the machine is shared and noisy, so read the ratios.
+Medians of `--repeat` runs, which go round the runs back to back (a change of load touches each alike),
+each printed with the load average; the machine is shared and noisy, so read the ratios and CPU seconds.
+`--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone.
+
+Measured on the 2-core machine (6 clips, `--only pool,ray`, 5 back-to-back repeats, load average 1.8-3.7):
+--workers 2 17-19 s wall, 28-31 CPU s; --engine ray 24.7 s, 37-38 CPU s: 70-76 % of the pool's throughput
+(goal 85 %). Ray's extra is a fixed cost, 6-8 s wall and 7-10 CPU s a run whatever the number of clips
+(`cli.py --debug index --engine ray` logs its timeline): `ray.init` 4-5 s (its dashboard head, then the
+raylet waiting for its agents), a task reaching a fresh worker 2.2-2.5 s after submission (each Ray
+worker imports Ray, PyTorch and the indexer itself where the pool's fork server imports them once),
+Ray's own processes ~4.6 CPU s (dashboard head and agent, runtime-env agent, log and autoscaler
+monitors, GCS, raylet: none can be left out of a local start), `ray.shutdown()` 1.4 s (graceful stops,
+one after the other). Starting Ray in a thread beside the driver's imports did not shorten a run here
+(the two cores were already busy). On a larger machine the fixed cost is a smaller share of the run.
 """
 
 from __future__ import annotations
@@ -150,21 +164,36 @@ def writer_rate(clip: Path, ads: int) -> float:
             return ads / (time.perf_counter() - start)
 
 
+#: The runs, by the short name `--only` takes.
+RUNS = ("halves", "pool", "ray", "one")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--writer-ads", type=int, default=300)
+    parser.add_argument("--writer-ads", type=int, default=300, help="0: skip the single writer's measure")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--only", default=",".join(RUNS),
+                        help=f"comma-separated runs among {','.join(RUNS)} (halves: two independent processes; "
+                             "pool: --workers N; ray: --engine ray --workers N; one: --workers 1)")
     args = parser.parse_args()
     if args.clips < 2:
         raise SystemExit("--clips must be at least 2")
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(RUNS))
+    if unknown or not chosen:
+        raise SystemExit(f"--only: unknown run {', '.join(unknown) or '(none given)'}; choose among {','.join(RUNS)}")
+    if args.skip_ray and "ray" in chosen:
+        chosen.remove("ray")
     clips = build_clips(args.clips)
     cores = available_cores()
     print(f"{len(clips)} distinct clips of 30 s 1280×720 in {clips[0].parent}; {cores} cores available; "
-          f"index --no-explain from a cold cache, whole processes")
-    results: dict[str, tuple[float, float]] = {}
+          f"index --no-explain from a cold cache, whole processes; load average {os.getloadavg()[0]:.1f}")
+    titles = {"halves": "two processes, half each", "pool": f"--workers {args.workers}",
+              "ray": f"--engine ray --workers {args.workers}", "one": "--workers 1"}
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNS if name in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         all_dir, halves = base / "all", [base / "half0", base / "half1"]
@@ -173,39 +202,42 @@ def main() -> None:
         for i, clip in enumerate(clips):
             os.symlink(clip, all_dir / clip.name)
             os.symlink(clip, halves[i % 2] / clip.name)
-        runs = {
-            "two processes, half each": lambda c: [index_cmd(h, c / f"cache{j}", "--workers", "1")
-                                                   for j, h in enumerate(halves)],
-            f"--workers {args.workers}": lambda c: [index_cmd(all_dir, c / "cache", "--workers", str(args.workers))],
-            f"--engine ray --workers {args.workers}": lambda c: [index_cmd(all_dir, c / "cache", "--engine", "ray",
-                                                                           "--workers", str(args.workers))],
-            "--workers 1": lambda c: [index_cmd(all_dir, c / "cache", "--workers", "1")],
+        commands = {
+            "halves": lambda c: [index_cmd(h, c / f"cache{j}", "--workers", "1") for j, h in enumerate(halves)],
+            "pool": lambda c: [index_cmd(all_dir, c / "cache", "--workers", str(args.workers))],
+            "ray": lambda c: [index_cmd(all_dir, c / "cache", "--engine", "ray", "--workers", str(args.workers))],
+            "one": lambda c: [index_cmd(all_dir, c / "cache", "--workers", "1")],
         }
-        if args.skip_ray:
-            runs.pop(f"--engine ray --workers {args.workers}")
-        for name, make in runs.items():
-            walls, cpus = [], []
-            for r in range(args.repeat):
-                target = base / f"run-{len(results)}-{r}"
+        # the repeats go round the runs back to back, so that a change of load touches every run alike
+        for r in range(args.repeat):
+            for name in measured:
+                target = base / f"run-{name}-{r}"
                 target.mkdir()
-                wall, cpu = run_all(make(target))
-                walls.append(wall)
-                cpus.append(cpu)
+                measured[name].append(run_all(commands[name](target)))
                 shutil.rmtree(target, ignore_errors=True)
-            results[name] = (statistics.median(walls), statistics.median(cpus))
-            wall, cpu = results[name]
-            print(f"{name:32s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
-                  f"{cores} cores  {cpu / len(clips):5.1f} CPU s per ad  {len(clips) / wall * 3600:6.0f} ads/hour")
-    two = results["two processes, half each"][0]
-    pool = results[f"--workers {args.workers}"][0]
-    print(f"--workers {args.workers} throughput / two independent processes: {two / pool:.0%} (goal ≥ 95%)")
-    ray_name = f"--engine ray --workers {args.workers}"
-    if ray_name in results:
-        print(f"--engine ray throughput / --workers {args.workers}: {pool / results[ray_name][0]:.0%} "
-              f"(goal ≥ 85%: within 15%)")
-    print(f"--workers {args.workers} / --workers 1 speed-up: {results['--workers 1'][0] / pool:.2f}×")
-    rate = writer_rate(clips[0], args.writer_ads)
-    print(f"single writer: {rate:.0f} ads/s applied (one 30 s ad's writes: 60 frames, thumbnails, file record)")
+                if args.repeat > 1:
+                    wall, cpu = measured[name][-1]
+                    print(f"  repeat {r + 1}: {titles[name]:30s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  "
+                          f"(load average {os.getloadavg()[0]:.1f})")
+    results: dict[str, tuple[float, float]] = {}
+    for name, runs in measured.items():
+        results[name] = (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        wall, cpu = results[name]
+        print(f"{titles[name]:32s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
+              f"{cores} cores  {cpu / len(clips):5.1f} CPU s per ad  {len(clips) / wall * 3600:6.0f} ads/hour")
+    if "pool" in results and "halves" in results:
+        print(f"--workers {args.workers} throughput / two independent processes: "
+              f"{results['halves'][0] / results['pool'][0]:.0%} (goal ≥ 95%)")
+    if "pool" in results and "ray" in results:
+        each = "  ".join(f"{p / r:.0%}" for (p, _), (r, _) in zip(measured["pool"], measured["ray"]))
+        print(f"--engine ray throughput / --workers {args.workers}: {results['pool'][0] / results['ray'][0]:.0%} "
+              f"(goal ≥ 85%: within 15%){f'; each repeat: {each}' if args.repeat > 1 else ''}; Ray used "
+              f"{results['ray'][1] - results['pool'][1]:.1f} CPU s more than the pool")
+    if "pool" in results and "one" in results:
+        print(f"--workers {args.workers} / --workers 1 speed-up: {results['one'][0] / results['pool'][0]:.2f}×")
+    if args.writer_ads > 0:
+        rate = writer_rate(clips[0], args.writer_ads)
+        print(f"single writer: {rate:.0f} ads/s applied (one 30 s ad's writes: 60 frames, thumbnails, file record)")
 
 
 if __name__ == "__main__":

@@ -610,14 +610,38 @@ class _Tally:
         return lambda *args: None
 
 
-def _ray_index_one(path: str, cache: str, job: PerVideo) -> tuple[Any, list[WriteCall], int, int]:
+@dataclass(frozen=True)
+class _RayDone:
+    """What one Ray task sends back: the work's result and recorded writes, its frame counts, and for
+    the driver's timeline (debug log) where and when it ran."""
+
+    outcome: Any
+    calls: list[WriteCall]
+    expected_frames: int
+    frames: int
+    pid: int
+    began: float
+    """Wall clock (time.time()) when the task began in its worker, its arguments unpickled (on another
+    node of a cluster, that node's clock)."""
+    load_seconds: float | None
+    """Loading the model and resources in this worker (None: already loaded by an earlier task)."""
+    seconds: float
+    """The work itself."""
+
+
+def _ray_index_one(path: str, cache: str, job: PerVideo) -> _RayDone:
+    began = time.time()
     key = (cache, repr(job))  # the job's repr names its function, model and every option
     worker = _RAY_WORKERS.get(key)
+    load_seconds = None
     if worker is None:
         worker = _RAY_WORKERS[key] = _Worker(Path(cache), job)
+        load_seconds = time.time() - began
     tally = _Tally()
+    start = time.perf_counter()
     outcome, calls = worker.run(Path(path), tally)
-    return outcome, calls, tally.expected, tally.frames
+    return _RayDone(outcome, calls, tally.expected, tally.frames, os.getpid(), began, load_seconds,
+                    time.perf_counter() - start)
 
 
 def ray_module() -> Any:
@@ -641,28 +665,35 @@ def run_ray(
 ) -> Iterator[Finished]:
     """Run `job` on every path as Ray tasks; the driver (this process) writes each video's calls as its
     task finishes (`ray.wait`). Without `address` a local Ray is started with `cpus` CPUs (default: the
-    cores available) and shut down at the end; with one, this process joins that cluster (`ray.init
-    (address=...)`; the cluster's token, when it has one, comes from the environment as Ray reads it).
-    A task whose worker dies is retried by Ray (`max_retries=retries`), then recorded failed."""
+    cores available) and shut down at the end (its processes stopped before this returns); with one, this
+    process joins that cluster (`ray.init(address=...)`; the cluster's token, when it has one, comes from
+    the environment as Ray reads it). A Ray already initialised by the caller is used and left running.
+    A task whose worker dies is retried by Ray (`max_retries=retries`), then recorded failed.
+    The timeline (Ray's start, each task's start in its worker and its model loading, the shutdown) is
+    logged at debug level (`cli.py --debug`)."""
     ray = ray_module()
     started = False
+    began = time.perf_counter()
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=cpus or available_cores(), include_dashboard=False, log_to_driver=False)
         started = True
+        log.debug("ray: %s in %.2f s", f"joined {address}" if address else "local Ray started",
+                  time.perf_counter() - began)
     writer = Writer(store)
     try:
         task = ray.remote(num_cpus=1, max_retries=retries)(_ray_index_one)
         cache = str(store.root.absolute())
         running = {task.remote(str(p), cache, job): p for p in paths}
+        submitted = time.time()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 path = running.pop(ref)
                 try:
-                    outcome, calls, expected, frames = ray.get(ref)
+                    done: _RayDone = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     reason = type(exc).__name__
                     error = (f"{WORKER_DIED} ({reason}) on each of {retries + 1} tries"
@@ -671,11 +702,17 @@ def run_ray(
                     store.record_file(str(path.absolute()), status="failed", error=error)
                     yield Finished(path, None, error=error, tries=retries + 1)
                     continue
-                progress.file_started(path, expected)
-                progress.frames_done(frames)
-                duplicate = writer.apply(calls)
-                yield Finished(path, outcome, duplicate_of=duplicate)
+                log.debug("ray: %s done at +%.2f s in worker %d (began +%.2f s after submission%s; work %.2f s)",
+                          path.name, time.perf_counter() - began, done.pid, done.began - submitted,
+                          "" if done.load_seconds is None else f", models loaded in {done.load_seconds:.2f} s",
+                          done.seconds)
+                progress.file_started(path, done.expected_frames)
+                progress.frames_done(done.frames)
+                duplicate = writer.apply(done.calls)
+                yield Finished(path, done.outcome, duplicate_of=duplicate)
     finally:
         if started:
+            stopping = time.perf_counter()
             ray.shutdown()
+            log.debug("ray: shut down in %.2f s", time.perf_counter() - stopping)
     log.info("writer: %d videos applied in %.2f s", writer.applied, writer.seconds)

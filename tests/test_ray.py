@@ -3,19 +3,40 @@ one CPU per node), store exactly what one process stores. Slow (Ray starts in 10
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import ray
 
-from emocore.engine import EngineParams
+import test_workers
+from emocore.engine import EngineParams, PerVideo, run_ray
 from emocore.errors import EngineUnavailable
-from emocore.indexer import index_folder
+from emocore.indexer import IndexParams, index_folder
+from emocore.store import Store
 from test_workers import SMALL_EXPLAIN, ads, assert_same, cache_contents, one_process  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
+RAY_DIR = os.path.dirname(ray.__file__)
+
+
+def ray_processes() -> set[int]:
+    """Every live process on this machine running Ray's code (its daemons, its workers)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = (Path("/proc") / entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # not a process, or one that just ended
+            continue
+        if entry.isdigit() and state != "Z" and RAY_DIR in cmdline:
+            found.add(int(entry))
+    return found
 
 
 def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
@@ -28,9 +49,23 @@ def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
 
 
 @pytest.mark.slow
-def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, tmp_path: Path) -> None:
-    report = index_folder(ads, tmp_path, model="fer", explain=SMALL_EXPLAIN, engine=EngineParams(workers=2, engine="ray"))
-    assert not ray.is_initialized()  # the local Ray it started is shut down
+def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    before = ray_processes()
+    with caplog.at_level(logging.DEBUG, logger="emocore"):
+        report = index_folder(ads, tmp_path, model="fer", explain=SMALL_EXPLAIN,
+                              engine=EngineParams(workers=2, engine="ray"))
+    assert not ray.is_initialized()  # the local Ray it started is shut down, and nothing of it is left running
+    left = ray_processes() - before
+    for _ in range(50):  # a worker the raylet stopped may take a moment to be gone
+        if not left:
+            break
+        time.sleep(0.1)
+        left &= ray_processes()
+    assert left == set()
+    timeline = caplog.text  # where Ray's time goes, for `--debug`
+    assert "ray: local Ray started in" in timeline and "ray: shut down in" in timeline
+    assert timeline.count("models loaded in") <= 2 and "ray: carphone.mp4 done at" in timeline
     _same_as_one_process(tmp_path, one_process, report)
 
 
@@ -47,6 +82,39 @@ def test_a_two_node_cluster_stores_what_one_process_stores(ads: Path, one_proces
     finally:
         cluster.shutdown()
     _same_as_one_process(tmp_path, one_process, report)
+
+
+@pytest.mark.slow
+def test_a_ray_worker_killed_mid_task_is_retried_then_recorded(tmp_path: Path, carphone: Path,
+                                                                weights_ready: None) -> None:
+    """A Ray worker that dies (SIGKILL) mid-task: Ray retries its video; one that dies on every try is recorded
+    failed with its reason; the others are stored once, and the cache stays consistent."""
+    folder = tmp_path / "ads"
+    folder.mkdir()
+    paths = [folder / name for name in ("a.mp4", "crash.mp4", "once.mp4")]
+    for path in paths:
+        shutil.copy(carphone, path)
+    with open(paths[2], "ab") as f:
+        f.write(b"\0")  # other bytes: another ad
+    job = PerVideo(test_workers.crash_on, "fer", {"params": IndexParams(), "explain": None, "audio_model": None})
+    ray.cloudpickle.register_pickle_by_value(test_workers)  # Ray's workers do not have tests/ on their path
+    try:
+        with Store(tmp_path / "cache") as store:
+            done = {d.path.name: d for d in run_ray(paths, store, job, cpus=2, progress=test_workers._Events(),
+                                                    retries=1)}
+            assert done["a.mp4"].outcome.status == "indexed"
+            assert done["once.mp4"].outcome.status == "indexed"  # its first worker died; Ray's retry finished it
+            assert done["crash.mp4"].outcome is None and done["crash.mp4"].tries == 2
+            assert done["crash.mp4"].error.startswith("worker died")
+            files = {Path(f.path).name: f for f in store.files()}
+            assert files["crash.mp4"].status == "failed" and files["crash.mp4"].error.startswith("worker died")
+            assert {files["a.mp4"].status, files["once.mp4"].status} == {"ok"}
+            assert sorted(a.name for a in store.ads()) == ["a.mp4", "once.mp4"]
+            assert store.check() == []
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(test_workers)
+    assert not ray.is_initialized()
+    assert (folder / "once.tried").exists()
 
 
 def test_without_ray_the_error_names_the_install(tmp_path: Path, carphone: Path) -> None:

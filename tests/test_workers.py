@@ -192,8 +192,9 @@ def test_cli_workers_ctrl_c_keeps_finished_ads(tmp_path: Path, carphone: Path, m
     cache = tmp_path / "cache"
     cmd = [sys.executable, "cli.py", "index", str(folder), "--cache", str(cache), "--workers", "2", "--no-explain",
            "--no-audio"]
+    # SIGINT as a terminal leaves it, even when this test runs where it is ignored (a shell's background job)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = cache / "emocore.sqlite"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
