@@ -66,8 +66,8 @@ from emocore.video import SampledFrame, find_videos, open_video
 
 log = logging.getLogger("emocore")
 
-#: Sampled frames scored per model call.
-BATCH = 16
+#: Sampled frames decoded ahead of scoring at most (the decode thread waits when that many wait).
+DECODE_AHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def read_soundtrack(decode: Callable[[], AudioTrack | NoAudio], model: AudioMode
         return Soundtrack(AudioFailed(" ".join(f"audio model failed: {type(exc).__name__}: {exc}".split())))
 
 
-def _decode_ahead(frames: Iterator[SampledFrame], depth: int = 2 * BATCH) -> Iterator[SampledFrame]:
+def _decode_ahead(frames: Iterator[SampledFrame], depth: int = DECODE_AHEAD) -> Iterator[SampledFrame]:
     """Run a frame iterator in a background thread so decoding overlaps scoring."""
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     done = object()
@@ -335,9 +335,10 @@ def score_video(
             if audio_model is not None:
                 read.append(read_soundtrack(video.soundtrack, audio_model, info.duration_s, path, debug))
 
+        per_call = model.frames_per_call
         for frame in _decode_ahead(frames_then_sound()):
             batch.append(frame)
-            if len(batch) == BATCH:
+            if len(batch) == per_call:
                 flush()
         if batch:
             flush()

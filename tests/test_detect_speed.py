@@ -98,10 +98,11 @@ def test_following_searches_fewer_frames_in_full(following, full, carphone: Path
 
 def test_following_keeps_the_clip_figures_within_the_tolerance(following, full, megamind: Path) -> None:
     frames, scales = _sampled(megamind)
-    a = np.concatenate([full.analyse_scaled(frames[i:i + 16], scales[i:i + 16]).probabilities
-                        for i in range(0, len(frames), 16)])
-    b = np.concatenate([following.analyse_scaled(frames[i:i + 16], scales[i:i + 16]).probabilities
-                        for i in range(0, len(frames), 16)])
+    step = full.frames_per_call  # as the indexer hands them over
+    a = np.concatenate([full.analyse_scaled(frames[i:i + step], scales[i:i + step]).probabilities
+                        for i in range(0, len(frames), step)])
+    b = np.concatenate([following.analyse_scaled(frames[i:i + step], scales[i:i + step]).probabilities
+                        for i in range(0, len(frames), step)])
     found_a, found_b = np.isfinite(a[:, 0]), np.isfinite(b[:, 0])
     assert found_a.sum() >= 10 and abs(int(found_a.sum()) - int(found_b.sum())) <= 1
     mean_a, mean_b = np.nanmean(a, axis=0), np.nanmean(b, axis=0)

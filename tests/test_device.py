@@ -14,9 +14,12 @@ from typer.testing import CliRunner
 
 from cli import app
 from emocore.errors import DeviceUnavailable
+from emocore.indexer import index_folder
 from emocore.models import load_model
+from emocore.models.base import EmotionModel
 from emocore.models.device import BATCHES, batches_for, resolve_device
 from emocore.video import open_video
+from test_workers import assert_same, cache_contents
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -149,3 +152,32 @@ def test_compare_caches_sees_a_changed_number(tmp_path: Path, carphone: Path, we
     with sqlite3.connect(b) as db:
         db.execute("UPDATE emotions SET mean = mean + 0.01 WHERE emotion = 'happy'")
     assert compare(a, b) == 1
+
+
+class _Calls(EmotionModel):
+    """Wraps a model, recording how many frames each call hands it; same identity, so the same keys."""
+
+    def __init__(self, inner: EmotionModel, per_call: int) -> None:
+        self.inner, self.frames_per_call, self.sizes = inner, per_call, []
+        self.name, self.version, self.labels = inner.name, inner.version, inner.labels
+
+    def analyse(self, frames):  # type: ignore[no-untyped-def]
+        return self.analyse_scaled(frames, [1.0] * len(frames))
+
+    def analyse_scaled(self, frames, scales):  # type: ignore[no-untyped-def]
+        self.sizes.append(len(frames))
+        return self.inner.analyse_scaled(frames, scales)
+
+
+def test_the_indexer_hands_frames_per_call_and_the_size_changes_no_number(face_model, megamind: Path,
+                                                                         tmp_path: Path) -> None:
+    assert face_model.frames_per_call == BATCHES["cpu"].detect_frames
+    stored = []
+    for per_call in (face_model.frames_per_call, 16, 5):
+        model = _Calls(face_model, per_call)
+        report = index_folder(megamind, tmp_path / f"cache{per_call}", model=model, explain=None, audio=False)
+        assert report.count("indexed") == 1
+        assert max(model.sizes) == per_call and all(n == per_call for n in model.sizes[:-1])
+        stored.append(cache_contents(tmp_path / f"cache{per_call}"))
+    for other in stored[1:]:  # the same numbers to 1e-6, whatever the call size (on the demo clips: bit for bit)
+        assert_same(stored[0], other)

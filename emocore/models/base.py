@@ -82,6 +82,9 @@ class EmotionModel(ABC):
     instance sets its own (a wrapper taking its inner model's name)."""
     version: str
     labels: tuple[str, ...]
+    frames_per_call: int = 8
+    """How many sampled frames the indexer hands `analyse_scaled` at once, as it decodes them: few enough
+    that scoring starts soon after decoding does and ends soon after it, enough for the nets to batch."""
 
     @classmethod
     def from_name(cls, argument: str | None, **options: object) -> "EmotionModel":

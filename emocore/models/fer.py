@@ -145,6 +145,11 @@ class FaceEmotionModel(EmotionModel):
     def device(self) -> torch.device:
         return self._device
 
+    @property
+    def frames_per_call(self) -> int:  # type: ignore[override]
+        """The indexer's frames per `analyse_scaled` call: this device's MTCNN batch."""
+        return self.batches.detect_frames
+
     def _shrink(self, height: int, width: int) -> float:
         """Scale of the detection copy of a frame of this size (≤ 1)."""
         return min(1.0, self.detect_side / max(height, width))
