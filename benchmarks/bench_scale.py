@@ -25,16 +25,18 @@ Medians of `--repeat` runs, which go round the runs back to back (a change of lo
 each printed with the load average; the machine is shared and noisy, so read the ratios and CPU seconds.
 `--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone.
 
-Measured on the 2-core machine (6 clips, `--only pool,ray`, 5 back-to-back repeats, load average 1.8-3.7):
---workers 2 17-19 s wall, 28-31 CPU s; --engine ray 24.7 s, 37-38 CPU s: 70-76 % of the pool's throughput
-(goal 85 %). Ray's extra is a fixed cost, 6-8 s wall and 7-10 CPU s a run whatever the number of clips
-(`cli.py --debug index --engine ray` logs its timeline): `ray.init` 4-5 s (its dashboard head, then the
-raylet waiting for its agents), a task reaching a fresh worker 2.2-2.5 s after submission (each Ray
-worker imports Ray, PyTorch and the indexer itself where the pool's fork server imports them once),
-Ray's own processes ~4.6 CPU s (dashboard head and agent, runtime-env agent, log and autoscaler
-monitors, GCS, raylet: none can be left out of a local start), `ray.shutdown()` 1.4 s (graceful stops,
-one after the other). Starting Ray in a thread beside the driver's imports did not shorten a run here
-(the two cores were already busy). On a larger machine the fixed cost is a smaller share of the run.
+Measured on the 2-core machine, quiet, `--repeat 2`: 6 clips, --workers 2 15.3 s wall against 15.0 s for the
+two processes (98 %); --engine ray 24.1 s (61-66 % of the pool; 70-76 % before the index itself got
+faster); 18 clips (`--clips 18 --only pool,ray`): 35.6 s against 43.7 s (80-83 %). Per added ad Ray is
+as fast as the pool; its extra is a fixed cost of 8-9 s wall and 9-11 CPU s a run (goal: within 15 %
+of the pool; `cli.py --debug index --engine ray` logs its timeline): `ray.init` 4-5 s (its dashboard
+head, then the raylet waiting for its agents), a task reaching a fresh worker 2.2-2.5 s after
+submission (each Ray worker imports Ray, PyTorch and the indexer itself where the pool's fork server
+imports them once), Ray's own processes ~4.6 CPU s (dashboard head and agent, runtime-env agent, log
+and autoscaler monitors, GCS, raylet: none can be left out of a local start), `ray.shutdown()` 1.4 s
+(graceful stops, one after the other). Starting Ray in a thread beside the driver's imports did not
+shorten a run here (the two cores were already busy). On a larger machine the fixed cost is a smaller
+share of the run.
 """
 
 from __future__ import annotations
