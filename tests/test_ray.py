@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,9 @@ import pytest
 import ray
 
 import test_workers
-from emocore.engine import EngineParams, PerVideo, run_ray
+from emocore.engine import EngineParams, run_ray
 from emocore.errors import EngineUnavailable
-from emocore.indexer import IndexParams, index_folder
+from emocore.indexer import index_folder
 from emocore.store import Store
 from test_workers import SMALL_EXPLAIN, ads, assert_same, cache_contents, one_process  # noqa: F401 (fixtures)
 
@@ -89,14 +88,7 @@ def test_a_ray_worker_killed_mid_task_is_retried_then_recorded(tmp_path: Path, c
                                                                 weights_ready: None) -> None:
     """A Ray worker that dies (SIGKILL) mid-task: Ray retries its video; one that dies on every try is recorded
     failed with its reason; the others are stored once, and the cache stays consistent."""
-    folder = tmp_path / "ads"
-    folder.mkdir()
-    paths = [folder / name for name in ("a.mp4", "crash.mp4", "once.mp4")]
-    for path in paths:
-        shutil.copy(carphone, path)
-    with open(paths[2], "ab") as f:
-        f.write(b"\0")  # other bytes: another ad
-    job = PerVideo(test_workers.crash_on, "fer", {"params": IndexParams(), "explain": None, "audio_model": None})
+    paths, job = test_workers.crashing_ads(tmp_path / "ads", carphone)
     ray.cloudpickle.register_pickle_by_value(test_workers)  # Ray's workers do not have tests/ on their path
     try:
         with Store(tmp_path / "cache") as store:
@@ -114,7 +106,7 @@ def test_a_ray_worker_killed_mid_task_is_retried_then_recorded(tmp_path: Path, c
     finally:
         ray.cloudpickle.unregister_pickle_by_value(test_workers)
     assert not ray.is_initialized()
-    assert (folder / "once.tried").exists()
+    assert (tmp_path / "ads" / "once.tried").exists()
 
 
 def test_without_ray_the_error_names_the_install(tmp_path: Path, carphone: Path) -> None:

@@ -122,15 +122,19 @@ def crash_on(path: Path, store: object, model: object, **options: object) -> obj
     return index_video(path, store, model, **options)  # type: ignore[arg-type]
 
 
-def test_a_killed_worker_loses_only_its_video(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
-    folder = tmp_path / "ads"
+def crashing_ads(folder: Path, clip: Path) -> tuple[list[Path], PerVideo]:
+    """Three ads in `folder` (a.mp4, crash.mp4, once.mp4: its own bytes) and the job that runs `crash_on`."""
     folder.mkdir()
     paths = [folder / name for name in ("a.mp4", "crash.mp4", "once.mp4")]
     for path in paths:
-        shutil.copy(carphone, path)
+        shutil.copy(clip, path)
     with open(paths[2], "ab") as f:
         f.write(b"\0")  # other bytes: another ad
-    job = PerVideo(crash_on, "fer", {"params": IndexParams(), "explain": None, "audio_model": None})
+    return paths, PerVideo(crash_on, "fer", {"params": IndexParams(), "explain": None, "audio_model": None})
+
+
+def test_a_killed_worker_loses_only_its_video(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
+    paths, job = crashing_ads(tmp_path / "ads", carphone)
     with Store(tmp_path / "cache") as store:
         done = {d.path.name: d for d in run_workers(paths, store, job, workers=2, progress=_Events())}
         assert done["a.mp4"].outcome.status == "indexed"
