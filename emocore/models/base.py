@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from emocore.errors import UnknownModel
+from emocore.models.device import batches_for
 
 NO_BOXES = np.zeros((0, 5), dtype=np.float32)
 
@@ -82,9 +83,10 @@ class EmotionModel(ABC):
     instance sets its own (a wrapper taking its inner model's name)."""
     version: str
     labels: tuple[str, ...]
-    frames_per_call: int = 8
+    frames_per_call: int = batches_for("cpu").detect_frames
     """How many sampled frames the indexer hands `analyse_scaled` at once, as it decodes them: few enough
-    that scoring starts soon after decoding does and ends soon after it, enough for the nets to batch."""
+    that scoring starts soon after decoding does and ends soon after it, enough for the nets to batch
+    (the CPU's batch in emocore/models/device.py; a backend on another device takes that device's)."""
 
     @classmethod
     def from_name(cls, argument: str | None, **options: object) -> "EmotionModel":

@@ -66,8 +66,6 @@ from emocore.models.mtcnn import MTCNN
 PNET_WINDOW = 12
 #: `FaceEmotionModel.redetect_every`'s default: 1 searches every frame in full.
 REDETECT_EVERY = 1
-#: Frames per MTCNN call on the CPU (emocore/models/device.py's table holds every device's).
-DETECT_BATCH = batches_for("cpu").detect_frames
 
 
 def face_sizes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
