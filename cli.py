@@ -263,9 +263,10 @@ def index(
                                           "(default: the cores available; 1: all in this process). With --engine "
                                           "ray and no --address: the local Ray's CPUs."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local (default: worker processes on this machine) "
-                                         "or ray (Ray tasks; needs `pip install ray[default]`)."),
+                                         "or ray (Ray tasks; needs `pip install ray`)."),
     address: Optional[str] = typer.Option(None, "--address", help="--engine ray: join the Ray cluster at this "
-                                          "address (host:port of `ray start --head`); default: start a local Ray."),
+                                          "address (host:port of `ray start --head`, or auto: the Ray running on this "
+                                          "machine); default: start a local Ray of its own."),
 ) -> None:
     """Score every video under FOLDER into the cache (incremental: unchanged files are skipped).
 

@@ -25,18 +25,18 @@ Medians of `--repeat` runs, which go round the runs back to back (a change of lo
 each printed with the load average; the machine is shared and noisy, so read the ratios and CPU seconds.
 `--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone.
 
-Measured on the 2-core machine, quiet, `--repeat 2`: 6 clips, --workers 2 15.3 s wall against 15.0 s for the
-two processes (98 %); --engine ray 24.1 s (61-66 % of the pool; 70-76 % before the index itself got
-faster); 18 clips (`--clips 18 --only pool,ray`): 35.6 s against 43.7 s (80-83 %). Per added ad Ray is
-as fast as the pool; its extra is a fixed cost of 8-9 s wall and 9-11 CPU s a run (goal: within 15 %
-of the pool; `cli.py --debug index --engine ray` logs its timeline): `ray.init` 4-5 s (its dashboard
-head, then the raylet waiting for its agents), a task reaching a fresh worker 2.2-2.5 s after
-submission (each Ray worker imports Ray, PyTorch and the indexer itself where the pool's fork server
-imports them once), Ray's own processes ~4.6 CPU s (dashboard head and agent, runtime-env agent, log
-and autoscaler monitors, GCS, raylet: none can be left out of a local start), `ray.shutdown()` 1.4 s
-(graceful stops, one after the other). Starting Ray in a thread beside the driver's imports did not
-shorten a run here (the two cores were already busy). On a larger machine the fixed cost is a smaller
-share of the run.
+Measured on the 2-core machine, `--repeat 2`, load 3-4: 6 clips, --workers 2 17.2 s wall against 16.9 s for
+the two processes (98 %; 98 % the round before, quiet: 15.3 s against 15.0 s); --engine ray 25.4 s (67-69 % of
+the pool; three interleaved rounds: 67-77 %, and 59-74 % with ray[default], whose full dashboard processes
+cost more to start); 18 clips
+(`--clips 18 --only pool,ray`): 49.7 s against 39.0 s (78-79 %; 80-83 % quiet). Nearly all of Ray's extra is a
+fixed cost of 6-8 s wall and about 10 CPU s a run (goal: within 15 % of the pool, which at 6 clips leaves
+Ray under 3 s; `cli.py --debug index --engine ray` logs its timeline): `ray.init` about 4 s, a task reaching
+a fresh worker 1.5-2.5 s after submission (each Ray worker imports Ray, PyTorch and the indexer itself where
+the pool's fork server imports them once), Ray's own processes about 4 CPU s (GCS, raylet, dashboard head
+and agent in minimal mode, runtime-env agent, log and autoscaler monitors), `ray.shutdown()` 1.4-1.6 s
+(graceful stops, one after the other). Starting Ray in a thread beside the driver's imports did not shorten
+a run here (the two cores were already busy). On a larger machine the fixed cost is a smaller share of the run.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -649,8 +650,62 @@ def ray_module() -> Any:
     try:
         import ray
     except ImportError:
-        raise EngineUnavailable(f"--engine ray needs Ray: pip install 'ray[default]=={RAY_VERSION}'") from None
+        raise EngineUnavailable(f"--engine ray needs Ray: pip install 'ray=={RAY_VERSION}'") from None
     return ray
+
+
+#: Seconds a HOST:PORT given to --address has to accept a connection before `index` says nothing answers there.
+JOIN_TIMEOUT = 5.0
+
+
+def _head_address(address: str) -> tuple[str, int] | None:
+    """HOST and PORT of an --address of that form (None: `auto`, a `ray://` URL, or no port: Ray's to read)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _start_ray(ray: Any, address: str | None, cpus: int | None) -> None:
+    """`ray.init`: a local Ray with `cpus` CPUs, or the cluster at `address`; EngineUnavailable (one line) when
+    it fails. A HOST:PORT is first tried with a plain TCP connection (JOIN_TIMEOUT), because Ray itself keeps
+    retrying an address where nothing answers for minutes."""
+    if not address:
+        try:  # "local": a Ray of its own even beside one `ray start` runs here (which Ray would join instead)
+            ray.init(address="local", num_cpus=cpus or available_cores(), include_dashboard=False,
+                     log_to_driver=False)
+        except Exception as exc:  # Ray raises plain Exception when its processes do not come up
+            ray.shutdown()  # stops what did start
+            raise EngineUnavailable(_one_line(f"a local Ray could not start: {exc}")) from exc
+        return
+    head = _head_address(address)
+    if head is not None:
+        try:
+            socket.create_connection(head, timeout=JOIN_TIMEOUT).close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise EngineUnavailable(f"--address {address}: no Ray head can be reached there ({reason}); start one "
+                                    "with `ray start --head --port=6379` and pass its HOST:PORT, or --address "
+                                    "auto on that machine") from None
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as exc:
+        reason = str(exc).split(". ")[0]
+        if head is None:  # `auto` with no Ray running on this machine
+            raise EngineUnavailable(_one_line(f"--address {address}: {reason} (start one with `ray start --head`, "
+                                              "or leave out --address for a local Ray)")) from None
+        # the head answered, yet Ray did not connect: most often a token it refuses or lacks
+        raise EngineUnavailable(_one_line(
+            f"--address {address}: a Ray head answers there but Ray could not connect ({reason}); with token "
+            "authentication (Ray's default) set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, "
+            "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")) from None
+    except Exception as exc:  # e.g. a Ray of another version, or a token it refuses
+        raise EngineUnavailable(_one_line(f"--address {address}: Ray could not join: {type(exc).__name__}: "
+                                          f"{exc}")) from exc
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
 
 
 def run_ray(
@@ -664,8 +719,9 @@ def run_ray(
     retries: int = 1,
 ) -> Iterator[Finished]:
     """Run `job` on every path as Ray tasks; the driver (this process) writes each video's calls as its
-    task finishes (`ray.wait`). Without `address` a local Ray is started with `cpus` CPUs (default: the
-    cores available) and shut down at the end (its processes stopped before this returns); with one, this
+    task finishes (`ray.wait`). Without `address` a local Ray of its own is started with `cpus` CPUs
+    (default: the cores available; also when another Ray runs on this machine) and shut down at the end (its
+    processes stopped before this returns); with one (HOST:PORT, or `auto`: the Ray running here), this
     process joins that cluster (`ray.init(address=...)`; the cluster's token, when it has one, comes from
     the environment as Ray reads it). A Ray already initialised by the caller is used and left running.
     A task whose worker dies is retried by Ray (`max_retries=retries`), then recorded failed.
@@ -675,10 +731,7 @@ def run_ray(
     started = False
     began = time.perf_counter()
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=cpus or available_cores(), include_dashboard=False, log_to_driver=False)
+        _start_ray(ray, address, cpus)
         started = True
         log.debug("ray: %s in %.2f s", f"joined {address}" if address else "local Ray started",
                   time.perf_counter() - began)
@@ -698,7 +751,7 @@ def run_ray(
                     reason = type(exc).__name__
                     error = (f"{WORKER_DIED} ({reason}) on each of {retries + 1} tries"
                              if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError))
-                             else " ".join(f"ray task failed: {reason}: {exc}".split())[:300])
+                             else _one_line(f"ray task failed: {reason}: {exc}"))
                     store.record_file(str(path.absolute()), status="failed", error=error)
                     yield Finished(path, None, error=error, tries=retries + 1)
                     continue

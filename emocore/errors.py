@@ -92,7 +92,8 @@ class VersionsError(EmocoreError):
 
 
 class EngineUnavailable(EmocoreError):
-    """Videos cannot be spread over workers: Ray is not installed, or a worker process could not start."""
+    """Videos cannot be spread over workers: Ray is not installed, a local Ray or a worker process could not
+    start, or the Ray cluster given cannot be joined."""
 
 
 class DeviceUnavailable(EmocoreError):

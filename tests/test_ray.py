@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +28,8 @@ RAY_DIR = os.path.dirname(ray.__file__)
 
 
 def ray_processes() -> set[int]:
-    """Every live process on this machine running Ray's code (its daemons, its workers)."""
+    """Every live process on this machine running Ray's code (its daemons, its workers, its agents: those
+    that renamed themselves `ray::...` too)."""
     found = set()
     for entry in os.listdir("/proc"):
         try:
@@ -33,7 +37,8 @@ def ray_processes() -> set[int]:
             state = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):  # not a process, or one that just ended
             continue
-        if entry.isdigit() and state != "Z" and RAY_DIR in cmdline:
+        if entry.isdigit() and state != "Z" and (RAY_DIR in cmdline or cmdline.startswith("ray::")
+                                                 or " -m ray." in cmdline):
             found.add(int(entry))
     return found
 
@@ -116,11 +121,138 @@ def test_without_ray_the_error_names_the_install(tmp_path: Path, carphone: Path)
             "ray_module()\n")
     found = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert found.returncode != 0 and "EngineUnavailable" in found.stderr
-    assert "pip install 'ray[default]==" in found.stderr
+    assert "pip install 'ray==" in found.stderr
     result = subprocess.run([sys.executable, "-c", "import sys; sys.modules['ray'] = None\n"
                              "sys.argv = ['cli.py', 'index', sys.argv[1], '--cache', sys.argv[2], '--engine', 'ray']\n"
                              "import runpy; runpy.run_path('cli.py', run_name='__main__')",
                              str(carphone), str(tmp_path / "cache")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
-    assert "pip install 'ray[default]==" in result.stderr and "Traceback" not in result.stderr
+    assert "pip install 'ray==" in result.stderr and "Traceback" not in result.stderr
     assert EngineUnavailable.__doc__
+
+
+def _index_against(address: str | None, carphone: Path, cache: Path,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = env or {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    joining = ["--address", address] if address else []
+    return subprocess.run([sys.executable, "cli.py", "index", str(carphone), "--cache", str(cache), "--no-explain",
+                           "--engine", "ray", *joining], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def free_port() -> int:
+    """A port nothing listens on: bound, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environments() -> dict[int, set[bytes]]:
+    """Every live process's environment (`NAME=value` entries) that this user may read."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit():
+                found[int(entry)] = set((Path("/proc") / entry / "environ").read_bytes().split(b"\0"))
+        except OSError:  # not ours to read, or just ended
+            continue
+    return found
+
+
+def head_processes(token: str) -> set[int]:
+    """The processes of a Ray started with RAY_AUTH_TOKEN=`token`: those that inherited it, and the agents
+    their raylet starts (without the token, with RAY_RAYLET_PID)."""
+    envs = environments()
+    holders = {pid for pid, env in envs.items() if f"RAY_AUTH_TOKEN={token}".encode() in env}
+    return holders | {pid for pid, env in envs.items() if any(f"RAY_RAYLET_PID={p}".encode() in env for p in holders)}
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_head(token: str) -> None:
+    """SIGTERM to its processes, then SIGKILL to what is still there after 10 s."""
+    pids = head_processes(token)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(100):
+            pids = {pid for pid in pids if alive(pid)}
+            if not pids:
+                return
+            time.sleep(0.1)
+
+
+def test_an_address_where_no_ray_answers_is_one_line_at_once(tmp_path: Path, carphone: Path,
+                                                             weights_ready: None) -> None:
+    """Ray itself retries an address where nothing listens for minutes; `index` says so in one line, at once."""
+    port = free_port()
+    before = ray_processes()
+    began = time.monotonic()
+    result = _index_against(f"127.0.0.1:{port}", carphone, tmp_path / "cache")
+    assert time.monotonic() - began < 60  # Ray's own retries would take minutes
+    assert result.returncode == 1, result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"--address 127.0.0.1:{port}: no Ray head can be reached there" in error[0]
+    assert "ray start --head" in error[0]
+    assert ray_processes() <= before  # nothing of Ray was started
+
+
+def test_address_auto_with_no_ray_running_is_one_line(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
+    if ray_processes():
+        pytest.skip("a Ray is running on this machine: `auto` would join it")
+    result = _index_against("auto", carphone, tmp_path / "cache")
+    assert result.returncode == 1, result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert error[0].startswith("error: --address auto: Could not find any running Ray instance")
+    assert "ray start --head" in error[0]
+
+
+@pytest.mark.slow
+def test_a_head_with_token_authentication_is_joined_with_its_token(tmp_path: Path, carphone: Path,
+                                                                   weights_ready: None) -> None:
+    """The README's cluster commands: a head started with token authentication (`ray start --head`), joined by
+    `index --address HOST:PORT` with the token in the environment; without RAY_AUTH_MODE=token the error (its
+    last line, after Ray's own log of its retries) says what to set. Without --address, `index` starts a Ray
+    of its own beside that one (Ray's default would join it) and leaves the head running."""
+    token = secrets.token_hex(32)
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    with_token = {**plain, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    port = free_port()
+    try:
+        started = subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}",
+                                  "--num-cpus=1", "--disable-usage-stats"], env=with_token, capture_output=True,
+                                 text=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        address = f"127.0.0.1:{port}"
+
+        refused = _index_against(address, carphone, tmp_path / "refused", env=plain)  # Ray retries for 20 s
+        assert refused.returncode == 1, refused.stderr
+        last = refused.stderr.strip().splitlines()[-1]  # after Ray's own log lines of its retries
+        assert "Traceback" not in refused.stderr, refused.stderr
+        assert last.startswith(f"error: --address {address}: a Ray head answers there but Ray could not connect")
+        assert "set RAY_AUTH_MODE=token" in last
+
+        joined = _index_against(address, carphone, tmp_path / "joined", env=with_token)
+        assert joined.returncode == 0, joined.stderr
+        with Store(tmp_path / "joined", readonly=True) as store:
+            assert [ad.name for ad in store.ads()] == ["carphone.mp4"]
+
+        own = _index_against(None, carphone, tmp_path / "own", env=plain)
+        assert own.returncode == 0, own.stderr
+        with Store(tmp_path / "own", readonly=True) as store:
+            assert [ad.name for ad in store.ads()] == ["carphone.mp4"]
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # the head still runs
+    finally:
+        left = head_processes(token)
+        stop_head(token)
+    assert len(left) >= 4  # the GCS, the raylet and its two agents at least: what stop_head stopped
