@@ -206,9 +206,27 @@ def test_an_address_where_no_ray_answers_is_one_line_at_once(tmp_path: Path, car
     assert ray_processes() <= before  # nothing of Ray was started
 
 
+def gcs_servers() -> list[str]:
+    """The command lines of the Ray GCS servers running on this machine (what `auto` finds and joins)."""
+    found = []
+    for pid in ray_processes():
+        try:
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # just ended
+            continue
+        if "gcs_server" in cmdline.split(" ", 1)[0]:
+            found.append(cmdline[:200])
+    return found
+
+
 def test_address_auto_with_no_ray_running_is_one_line(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
-    if ray_processes():
-        pytest.skip("a Ray is running on this machine: `auto` would join it")
+    for _ in range(100):  # a Ray an earlier test stopped may take a moment to be gone
+        running = gcs_servers()
+        if not running:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.skip(f"a Ray is running on this machine, which `auto` would join: {running}")
     result = _index_against("auto", carphone, tmp_path / "cache")
     assert result.returncode == 1, result.stderr
     error = result.stderr.strip().splitlines()
