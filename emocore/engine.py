@@ -699,7 +699,7 @@ def _start_ray(ray: Any, address: str | None, cpus: int | None) -> None:
             f"--address {address}: a Ray head answers there but Ray could not connect ({reason}); with token "
             "authentication (Ray's default) set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, "
             "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")) from None
-    except Exception as exc:  # e.g. a Ray of another version, or a token it refuses
+    except Exception as exc:  # e.g. a head of another Ray version
         raise EngineUnavailable(_one_line(f"--address {address}: Ray could not join: {type(exc).__name__}: "
                                           f"{exc}")) from exc
 
