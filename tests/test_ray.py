@@ -27,20 +27,27 @@ ROOT = Path(__file__).resolve().parent.parent
 RAY_DIR = os.path.dirname(ray.__file__)
 
 
-def ray_processes() -> set[int]:
-    """Every live process on this machine running Ray's code (its daemons, its workers, its agents: those
-    that renamed themselves `ray::...` too)."""
-    found = set()
+def live_commands() -> dict[int, str]:
+    """Every live (not zombie) process on this machine, with its command line."""
+    found = {}
     for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
             cmdline = (Path("/proc") / entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):  # not a process, or one that just ended
+        except (OSError, IndexError):  # one that just ended
             continue
-        if entry.isdigit() and state != "Z" and (RAY_DIR in cmdline or cmdline.startswith("ray::")
-                                                 or " -m ray." in cmdline):
-            found.add(int(entry))
+        if state != "Z":
+            found[int(entry)] = cmdline
     return found
+
+
+def ray_processes() -> set[int]:
+    """Every live process on this machine running Ray's code (its daemons, its workers, its agents: those
+    that renamed themselves `ray::...` too)."""
+    return {pid for pid, cmdline in live_commands().items()
+            if RAY_DIR in cmdline or cmdline.startswith("ray::") or " -m ray." in cmdline}
 
 
 def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
@@ -167,13 +174,6 @@ def head_processes(token: str) -> set[int]:
     return holders | {pid for pid, env in envs.items() if any(f"RAY_RAYLET_PID={p}".encode() in env for p in holders)}
 
 
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def stop_head(token: str) -> None:
     """SIGTERM to its processes, then SIGKILL to what is still there after 10 s."""
     pids = head_processes(token)
@@ -184,7 +184,7 @@ def stop_head(token: str) -> None:
             except ProcessLookupError:
                 pass
         for _ in range(100):
-            pids = {pid for pid in pids if alive(pid)}
+            pids &= set(live_commands())
             if not pids:
                 return
             time.sleep(0.1)
@@ -208,15 +208,7 @@ def test_an_address_where_no_ray_answers_is_one_line_at_once(tmp_path: Path, car
 
 def gcs_servers() -> list[str]:
     """The command lines of the Ray GCS servers running on this machine (what `auto` finds and joins)."""
-    found = []
-    for pid in ray_processes():
-        try:
-            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # just ended
-            continue
-        if "gcs_server" in cmdline.split(" ", 1)[0]:
-            found.append(cmdline[:200])
-    return found
+    return [cmdline[:200] for cmdline in live_commands().values() if "gcs_server" in cmdline.split(" ", 1)[0]]
 
 
 def test_address_auto_with_no_ray_running_is_one_line(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
