@@ -127,13 +127,13 @@ def demo(
 
 class _Bars:
     """Rich progress bars for emocore.indexer.IndexProgress: files overall, frames of the current file;
-    with several workers (`workers` > 1) the frames bar counts the frames of every started file together
-    and the files bar's time left is the estimate to read."""
+    when files run side by side (`together`: the files bar's label, e.g. "ads (2 workers)") the frames bar
+    counts the frames of every started file together and the files bar's time left is the estimate to read."""
 
-    def __init__(self, progress: Progress, workers: int = 1) -> None:
+    def __init__(self, progress: Progress, together: str | None = None) -> None:
         self.progress = progress
-        self.workers = workers
-        self.files = progress.add_task("ads" if workers == 1 else f"ads ({workers} workers)", total=None)
+        self.together = together is not None
+        self.files = progress.add_task(together or "ads", total=None)
         self.frames = progress.add_task("frames", total=None, visible=False)
         self.explaining = progress.add_task("explaining", total=0, visible=False)
 
@@ -141,7 +141,7 @@ class _Bars:
         self.progress.update(self.files, total=total)
 
     def file_started(self, path: Path, expected_frames: int) -> None:
-        if self.workers > 1:  # frames across all workers: totals add up as files start
+        if self.together:  # frames across all workers: totals add up as files start
             task = self.progress.tasks[self.frames]
             self.progress.update(self.frames, total=(task.total or 0) + expected_frames,
                                  description="frames, all workers", visible=True)
@@ -156,7 +156,7 @@ class _Bars:
         self.progress.advance(self.frames, count)
 
     def explain_started(self, path: Path, frames: int) -> None:
-        if self.workers > 1:
+        if self.together:
             task = self.progress.tasks[self.explaining]
             self.progress.update(self.explaining, total=(task.total or 0) + frames, visible=True)
             return
@@ -164,12 +164,20 @@ class _Bars:
         self.progress.reset(self.frames, total=frames, description=f"explaining {name}", visible=True)
 
     def frame_explained(self) -> None:
-        self.progress.advance(self.explaining if self.workers > 1 else self.frames)
+        self.progress.advance(self.explaining if self.together else self.frames)
 
     def file_finished(self, outcome: object) -> None:
-        if self.workers == 1:
+        if not self.together:
             self.progress.update(self.frames, visible=False)
         self.progress.advance(self.files)
+
+
+def _side_by_side(engine: object) -> str | None:
+    """The files bar's label when files run side by side (None: one at a time, in this process)."""
+    workers = getattr(engine, "workers", 1)
+    if getattr(engine, "engine", None) == "ray":  # also --workers 1: a cluster runs tasks on all its CPUs
+        return "ads (Ray cluster)" if getattr(engine, "address", None) else "ads (local Ray)"
+    return f"ads ({workers} workers)" if getattr(engine, "parallel", False) else None
 
 
 def _summary(report: object) -> None:
@@ -393,9 +401,8 @@ def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, par
                TextColumn("left"), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err, transient=True) as progress:
-            shown = getattr(engine, "workers", 1) if getattr(engine, "parallel", False) else 1
             report = index_folder(folder, cache, model=model, params=params, explain=explain, force=force,
-                                  progress=_Bars(progress, shown), debug=_debug(ctx), audio=audio, engine=engine,
+                                  progress=_Bars(progress, _side_by_side(engine)), debug=_debug(ctx), audio=audio, engine=engine,
                                   preview=PreviewParams() if preview else None)
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")

@@ -19,8 +19,9 @@ its video is tried again once (`retries`), then recorded failed with "worker die
 KeyboardInterrupt in the caller) stops the workers; what the writer applied stays.
 
 The Ray engine (`run_ray`) runs the same function as Ray tasks (`max_retries` = `retries`: Ray's own
-task retries), one cached model per Ray worker process; the driver writes each video's calls as its
-task finishes (`ray.wait`). Ray is imported only here, and only when asked for.
+task retries), one cached model per Ray worker process; each task streams its progress as it goes (a
+Ray generator), and the driver writes each video's calls as its task finishes (`ray.wait`). Ray is
+imported only here, and only when asked for.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import queue
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -591,19 +594,40 @@ def run_workers(
 _RAY_WORKERS: dict[tuple[str, str], _Worker] = {}
 
 
-class _Tally:
-    """An IndexProgress in a Ray task: counts frames, reported when the task ends."""
+@dataclass(frozen=True)
+class _Counts:
+    """How far one video's task has come, as totals so far (a retried task starts again from zero; the
+    driver forwards only what goes beyond what it already showed, so nothing is counted twice)."""
 
-    def __init__(self) -> None:
-        self.expected = 0
-        self.frames = 0
-        self.explained = 0
+    expected_frames: int = 0
+    frames: int = 0
+    to_explain: int = 0
+    explained: int = 0
+
+
+class _Tally:
+    """An IndexProgress in a Ray task: keeps the video's totals (`counts`) and hands each new total to
+    `report` (the task yields it to the driver while the work goes on)."""
+
+    def __init__(self, report: Callable[[_Counts], None]) -> None:
+        self.counts = _Counts()
+        self.report = report
+
+    def _update(self, **changes: int) -> None:
+        self.counts = dataclasses.replace(self.counts, **changes)
+        self.report(self.counts)
 
     def file_started(self, path: Path, expected_frames: int) -> None:
-        self.expected = expected_frames
+        self._update(expected_frames=expected_frames)
 
     def frames_done(self, count: int) -> None:
-        self.frames += count
+        self._update(frames=self.counts.frames + count)
+
+    def explain_started(self, path: Path, frames: int) -> None:
+        self._update(to_explain=self.counts.to_explain + frames)
+
+    def frame_explained(self) -> None:
+        self._update(explained=self.counts.explained + 1)
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         if name.startswith("_"):
@@ -611,15 +635,37 @@ class _Tally:
         return lambda *args: None
 
 
+class _Relay:
+    """The driver's side of the tasks' `_Counts`: turns each video's totals into IndexProgress events,
+    forwarding only the part of a total not shown before (Ray drops what a retried task yields again,
+    and a total that went back, from a retry, is not shown twice either)."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.shown: dict[Path, _Counts] = {}
+
+    def update(self, path: Path, counts: _Counts) -> None:
+        shown = self.shown.get(path, _Counts())
+        if counts.expected_frames and not shown.expected_frames:  # none for a video only explained
+            self.progress.file_started(path, counts.expected_frames)
+        if counts.frames > shown.frames:
+            self.progress.frames_done(counts.frames - shown.frames)
+        if counts.to_explain > shown.to_explain:
+            self.progress.explain_started(path, counts.to_explain - shown.to_explain)
+        for _ in range(counts.explained - shown.explained):
+            self.progress.frame_explained()
+        self.shown[path] = _Counts(*(max(a, b) for a, b in zip(dataclasses.astuple(shown),
+                                                               dataclasses.astuple(counts))))
+
+
 @dataclass(frozen=True)
 class _RayDone:
-    """What one Ray task sends back: the work's result and recorded writes, its frame counts, and for
+    """What one Ray task sends back last: the work's result and recorded writes, its final counts, and for
     the driver's timeline (debug log) where and when it ran."""
 
     outcome: Any
     calls: list[WriteCall]
-    expected_frames: int
-    frames: int
+    counts: _Counts
     pid: int
     began: float
     """Wall clock (time.time()) when the task began in its worker, its arguments unpickled (on another
@@ -630,7 +676,9 @@ class _RayDone:
     """The work itself."""
 
 
-def _ray_index_one(path: str, cache: str, job: PerVideo) -> _RayDone:
+def _ray_index_one(path: str, cache: str, job: PerVideo) -> Iterator[_Counts | _RayDone]:
+    """A Ray generator task: yields the video's `_Counts` as the work goes on (the work runs in a thread
+    of this worker; one item per progress event, so a replay yields as many), then its `_RayDone`."""
     began = time.time()
     key = (cache, repr(job))  # the job's repr names its function, model and every option
     worker = _RAY_WORKERS.get(key)
@@ -638,11 +686,29 @@ def _ray_index_one(path: str, cache: str, job: PerVideo) -> _RayDone:
     if worker is None:
         worker = _RAY_WORKERS[key] = _Worker(Path(cache), job)
         load_seconds = time.time() - began
-    tally = _Tally()
-    start = time.perf_counter()
-    outcome, calls = worker.run(Path(path), tally)
-    return _RayDone(outcome, calls, tally.expected, tally.frames, os.getpid(), began, load_seconds,
-                    time.perf_counter() - start)
+    events: queue.SimpleQueue[_Counts | None] = queue.SimpleQueue()
+    tally = _Tally(events.put)
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        start = time.perf_counter()
+        try:
+            result["done"] = worker.run(Path(path), tally)
+        except BaseException as exc:  # raised again in the task below, where Ray sees it
+            result["error"] = exc
+        finally:
+            result["seconds"] = time.perf_counter() - start
+            events.put(None)
+
+    thread = threading.Thread(target=work, name="emocore-ray-work", daemon=True)
+    thread.start()
+    while (counts := events.get()) is not None:
+        yield counts
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    outcome, calls = result["done"]
+    yield _RayDone(outcome, calls, tally.counts, os.getpid(), began, load_seconds, result["seconds"])
 
 
 def ray_module() -> Any:
@@ -719,8 +785,10 @@ def run_ray(
     retries: int = 1,
 ) -> Iterator[Finished]:
     """Run `job` on every path as Ray tasks; the driver (this process) writes each video's calls as its
-    task finishes (`ray.wait`). Without `address` a local Ray of its own is started with `cpus` CPUs
-    (default: the cores available; also when another Ray runs on this machine) and shut down at the end (its
+    task finishes (`ray.wait`). Each task is a Ray generator that streams its video's progress (frames,
+    explained frames) while it runs: `progress` gets the same events as from `run_workers`. Without
+    `address` a local Ray of its own is started with `cpus` CPUs (default: the cores available; also
+    when another Ray runs on this machine) and shut down at the end (its
     processes stopped before this returns); with one (HOST:PORT, or `auto`: the Ray running here), this
     process joins that cluster (`ray.init(address=...)`; the cluster's token, when it has one, comes from
     the environment as Ray reads it). A Ray already initialised by the caller is used and left running.
@@ -736,31 +804,37 @@ def run_ray(
         log.debug("ray: %s in %.2f s", f"joined {address}" if address else "local Ray started",
                   time.perf_counter() - began)
     writer = Writer(store)
+    relay = _Relay(progress)
     try:
-        task = ray.remote(num_cpus=1, max_retries=retries)(_ray_index_one)
+        task = ray.remote(num_cpus=1, max_retries=retries, num_returns="streaming")(_ray_index_one)
         cache = str(store.root.absolute())
         running = {task.remote(str(p), cache, job): p for p in paths}
         submitted = time.time()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                path = running.pop(ref)
+            for stream in ready:  # each has its next item ready
+                path = running[stream]
                 try:
-                    done: _RayDone = ray.get(ref)
-                except ray.exceptions.RayError as exc:
+                    item = ray.get(next(stream))
+                except (ray.exceptions.RayError, StopIteration) as exc:
+                    running.pop(stream)
                     reason = type(exc).__name__
                     error = (f"{WORKER_DIED} ({reason}) on each of {retries + 1} tries"
                              if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError))
-                             else _one_line(f"ray task failed: {reason}: {exc}"))
+                             else _one_line(f"ray task failed: {reason}: {exc or 'it ended without a result'}"))
                     store.record_file(str(path.absolute()), status="failed", error=error)
                     yield Finished(path, None, error=error, tries=retries + 1)
                     continue
+                if isinstance(item, _Counts):
+                    relay.update(path, item)
+                    continue
+                running.pop(stream)
+                done: _RayDone = item
                 log.debug("ray: %s done at +%.2f s in worker %d (began +%.2f s after submission%s; work %.2f s)",
                           path.name, time.perf_counter() - began, done.pid, done.began - submitted,
                           "" if done.load_seconds is None else f", models loaded in {done.load_seconds:.2f} s",
                           done.seconds)
-                progress.file_started(path, done.expected_frames)
-                progress.frames_done(done.frames)
+                relay.update(path, done.counts)
                 duplicate = writer.apply(done.calls)
                 yield Finished(path, done.outcome, duplicate_of=duplicate)
     finally:

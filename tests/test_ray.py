@@ -17,7 +17,7 @@ import pytest
 import ray
 
 import test_workers
-from emocore.engine import EngineParams, run_ray
+from emocore.engine import EngineParams, _Counts, _Relay, run_ray
 from emocore.errors import EngineUnavailable
 from emocore.indexer import index_folder
 from emocore.store import Store
@@ -59,12 +59,42 @@ def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
     assert_same(one, ray_made)
 
 
+class _Recorded:
+    """An IndexProgress that records every event with its arguments, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args: self.seen.append((name, args))
+
+    def args(self, name: str) -> list[tuple[object, ...]]:
+        return [args for seen, args in self.seen if seen == name]
+
+
+def test_streamed_counts_show_each_frame_once_across_a_retry() -> None:
+    """The driver's side of a Ray task's progress: totals become events, a retried task's totals (from zero
+    again) add nothing until they pass what was shown, and a video only explained has no frames bar."""
+    events = _Recorded()
+    relay = _Relay(events)
+    first, second = Path("a.mp4"), Path("b.mp4")
+    for counts in (_Counts(20), _Counts(20, 8), _Counts(20, 16), _Counts(20, 4), _Counts(20, 20, 3, 1),
+                   _Counts(20, 20, 3, 3)):
+        relay.update(first, counts)
+    relay.update(second, _Counts(0, 0, 2, 2))
+    assert events.seen == [
+        ("file_started", (first, 20)), ("frames_done", (8,)), ("frames_done", (8,)), ("frames_done", (4,)),
+        ("explain_started", (first, 3)), ("frame_explained", ()), ("frame_explained", ()), ("frame_explained", ()),
+        ("explain_started", (second, 2)), ("frame_explained", ()), ("frame_explained", ())]
+
+
 @pytest.mark.slow
 def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     before = ray_processes()
+    events = _Recorded()
     with caplog.at_level(logging.DEBUG, logger="emocore"):
-        report = index_folder(ads, tmp_path, model="fer", explain=SMALL_EXPLAIN,
+        report = index_folder(ads, tmp_path, model="fer", explain=SMALL_EXPLAIN, progress=events,
                               engine=EngineParams(workers=2, engine="ray"))
     assert not ray.is_initialized()  # the local Ray it started is shut down, and nothing of it is left running
     left = ray_processes() - before
@@ -78,6 +108,18 @@ def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, 
     assert "ray: local Ray started in" in timeline and "ray: shut down in" in timeline
     assert timeline.count("models loaded in") <= 2 and "ray: carphone.mp4 done at" in timeline
     _same_as_one_process(tmp_path, one_process, report)
+    # progress streams from the tasks while they run, each frame counted once
+    by_name = {o.path.name: o for o in report.outcomes}
+    carphone = max(by_name["carphone.mp4"].frames, by_name["same_bytes.mp4"].frames)  # the one not a duplicate
+    started = events.args("file_started")
+    assert {p.name for p, _ in started} <= {"carphone.mp4", "same_bytes.mp4", "bunny.mp4"}
+    assert sum(n for (n,) in events.args("frames_done")) == by_name["bunny.mp4"].frames + (len(started) - 1) * carphone
+    first_ad = next(i for i, (name, args) in enumerate(events.seen)
+                    if name == "file_finished" and args[0].status != "failed")
+    assert [name for name, _ in events.seen[:first_ad]].count("frames_done") >= 2
+    explained = [o.explained for o in report.outcomes if o.status == "indexed"]
+    to_explain = sum(n for _, n in events.args("explain_started"))
+    assert to_explain == len(events.args("frame_explained")) >= sum(explained) > 0
 
 
 @pytest.mark.slow

@@ -232,3 +232,28 @@ def test_cli_engine_options_are_checked(tmp_path: Path) -> None:
                           (["--address", "10.0.0.1:6379"], "--engine ray")):
         done = CliRunner().invoke(cli.app, ["index", str(tmp_path), "--cache", str(tmp_path / "c"), *args])
         assert done.exit_code == 2 and message in done.stderr, done.output
+
+
+def test_the_frames_bar_counts_files_running_side_by_side_together() -> None:
+    """Files that run side by side (workers, or Ray tasks even with one CPU here: a cluster runs several)
+    share one frames bar whose total grows as files start; one at a time, it follows the current file."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cli import _Bars, _side_by_side
+
+    assert _side_by_side(EngineParams()) is None
+    assert _side_by_side(EngineParams(workers=2)) == "ads (2 workers)"
+    assert _side_by_side(EngineParams(engine="ray", address="10.0.0.1:6379")) == "ads (Ray cluster)"
+    for engine, expected in ((EngineParams(engine="ray"), (30, 10)), (EngineParams(), (20, 6))):
+        with Progress(console=Console(file=io.StringIO())) as progress:
+            bars = _Bars(progress, _side_by_side(engine))
+            bars.files_found(2)
+            bars.file_started(Path("a.mp4"), 10)
+            bars.frames_done(4)
+            bars.file_started(Path("b.mp4"), 20)
+            bars.frames_done(6)
+            frames = progress.tasks[bars.frames]
+            assert (frames.total, frames.completed) == expected
