@@ -27,6 +27,7 @@ imported only here, and only when asked for.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -366,6 +367,72 @@ class Writer:
         return duplicate
 
 
+# -- progress, from whichever process runs the work ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """How far one try of one video has come, as totals so far."""
+
+    expected_frames: int = 0
+    frames: int = 0
+    to_explain: int = 0
+    explained: int = 0
+
+
+class _Tally:
+    """An IndexProgress for one try of one video: keeps its totals (`counts`) and hands each new total to
+    `report` (a Ray task yields it to the driver; the pool's parent relays its workers' events through one)."""
+
+    def __init__(self, report: Callable[[_Counts], None]) -> None:
+        self.counts = _Counts()
+        self.report = report
+
+    def _update(self, **changes: int) -> None:
+        self.counts = dataclasses.replace(self.counts, **changes)
+        self.report(self.counts)
+
+    def file_started(self, path: Path, expected_frames: int) -> None:
+        self._update(expected_frames=expected_frames)
+
+    def frames_done(self, count: int) -> None:
+        self._update(frames=self.counts.frames + count)
+
+    def explain_started(self, path: Path, frames: int) -> None:
+        self._update(to_explain=self.counts.to_explain + frames)
+
+    def frame_explained(self) -> None:
+        self._update(explained=self.counts.explained + 1)
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: None
+
+
+class _Relay:
+    """The writer's side of each video's `_Counts`: turns them into the caller's IndexProgress events,
+    forwarding only the part of a total not shown before, so a video tried again (its worker died) does
+    not count its frames twice: its new try's totals, from zero again, add nothing until they pass it."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.shown: dict[Path, _Counts] = {}
+
+    def update(self, path: Path, counts: _Counts) -> None:
+        shown = self.shown.get(path, _Counts())
+        if counts.expected_frames and not shown.expected_frames:  # none for a video only explained
+            self.progress.file_started(path, counts.expected_frames)
+        if counts.frames > shown.frames:
+            self.progress.frames_done(counts.frames - shown.frames)
+        if counts.to_explain > shown.to_explain:
+            self.progress.explain_started(path, counts.to_explain - shown.to_explain)
+        for _ in range(counts.explained - shown.explained):
+            self.progress.frame_explained()
+        self.shown[path] = _Counts(*(max(a, b) for a, b in zip(dataclasses.astuple(shown),
+                                                               dataclasses.astuple(counts))))
+
+
 # -- the work of one video, in whichever process runs it -------------------------------------------
 
 
@@ -466,6 +533,8 @@ class _Slot:
     conn: Connection
     path: Path | None = None
     ready: bool = False
+    tally: _Tally | None = None
+    """The progress of this try of `path`."""
 
 
 def run_workers(
@@ -479,9 +548,11 @@ def run_workers(
 ) -> Iterator[Finished]:
     """Run `job` on every path in `workers` processes, writing each video's calls into `store` as it
     finishes (yielded in the order they finish). `progress` gets the workers' IndexProgress events
-    (file_started, frames_done, explain_started, frame_explained), all from this thread."""
+    (file_started, frames_done, explain_started, frame_explained), all from this thread; a video tried
+    again counts its frames once (`_Relay`)."""
     context = _context()
     writer = Writer(store)
+    relay = _Relay(progress)
     pending = list(reversed(paths))  # popped from the end: in order
     tries: dict[Path, int] = {}
     slots: list[_Slot] = []
@@ -499,6 +570,7 @@ def run_workers(
         slot.path = pending.pop() if pending else None
         if slot.path is not None:
             tries[slot.path] = tries.get(slot.path, 0) + 1
+            slot.tally = _Tally(functools.partial(relay.update, slot.path))
             slot.conn.send(str(slot.path))
 
     def died(slot: _Slot) -> Iterator[Finished]:
@@ -548,7 +620,7 @@ def run_workers(
                     slot.ready = True
                     assign(slot)
                 elif kind == "progress":
-                    getattr(progress, message[1])(*message[2])
+                    getattr(slot.tally, message[1])(*message[2])
                 elif kind == "error":  # the work raised: nothing of that video is written
                     if job.options.get("debug"):
                         raise EngineUnavailable(f"{slot.path}: {message[1]}")
@@ -592,70 +664,6 @@ def run_workers(
 
 #: One worker state per Ray worker process and job (the model is loaded once per process).
 _RAY_WORKERS: dict[tuple[str, str], _Worker] = {}
-
-
-@dataclass(frozen=True)
-class _Counts:
-    """How far one video's task has come, as totals so far (a retried task starts again from zero; the
-    driver forwards only what goes beyond what it already showed, so nothing is counted twice)."""
-
-    expected_frames: int = 0
-    frames: int = 0
-    to_explain: int = 0
-    explained: int = 0
-
-
-class _Tally:
-    """An IndexProgress in a Ray task: keeps the video's totals (`counts`) and hands each new total to
-    `report` (the task yields it to the driver while the work goes on)."""
-
-    def __init__(self, report: Callable[[_Counts], None]) -> None:
-        self.counts = _Counts()
-        self.report = report
-
-    def _update(self, **changes: int) -> None:
-        self.counts = dataclasses.replace(self.counts, **changes)
-        self.report(self.counts)
-
-    def file_started(self, path: Path, expected_frames: int) -> None:
-        self._update(expected_frames=expected_frames)
-
-    def frames_done(self, count: int) -> None:
-        self._update(frames=self.counts.frames + count)
-
-    def explain_started(self, path: Path, frames: int) -> None:
-        self._update(to_explain=self.counts.to_explain + frames)
-
-    def frame_explained(self) -> None:
-        self._update(explained=self.counts.explained + 1)
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return lambda *args: None
-
-
-class _Relay:
-    """The driver's side of the tasks' `_Counts`: turns each video's totals into IndexProgress events,
-    forwarding only the part of a total not shown before (Ray drops what a retried task yields again,
-    and a total that went back, from a retry, is not shown twice either)."""
-
-    def __init__(self, progress: Any) -> None:
-        self.progress = progress
-        self.shown: dict[Path, _Counts] = {}
-
-    def update(self, path: Path, counts: _Counts) -> None:
-        shown = self.shown.get(path, _Counts())
-        if counts.expected_frames and not shown.expected_frames:  # none for a video only explained
-            self.progress.file_started(path, counts.expected_frames)
-        if counts.frames > shown.frames:
-            self.progress.frames_done(counts.frames - shown.frames)
-        if counts.to_explain > shown.to_explain:
-            self.progress.explain_started(path, counts.to_explain - shown.to_explain)
-        for _ in range(counts.explained - shown.explained):
-            self.progress.frame_explained()
-        self.shown[path] = _Counts(*(max(a, b) for a, b in zip(dataclasses.astuple(shown),
-                                                               dataclasses.astuple(counts))))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from emocore.engine import EngineParams, _Counts, _Relay, run_ray
 from emocore.errors import EngineUnavailable
 from emocore.indexer import index_folder
 from emocore.store import Store
-from test_workers import SMALL_EXPLAIN, ads, assert_same, cache_contents, one_process  # noqa: F401 (fixtures)
+from test_workers import SMALL_EXPLAIN, Recorded, assert_counted_once, assert_same, cache_contents
+from test_workers import ads, one_process  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY_DIR = os.path.dirname(ray.__file__)
@@ -59,23 +60,10 @@ def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
     assert_same(one, ray_made)
 
 
-class _Recorded:
-    """An IndexProgress that records every event with its arguments, in order."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, tuple[object, ...]]] = []
-
-    def __getattr__(self, name: str):
-        return lambda *args: self.seen.append((name, args))
-
-    def args(self, name: str) -> list[tuple[object, ...]]:
-        return [args for seen, args in self.seen if seen == name]
-
-
 def test_streamed_counts_show_each_frame_once_across_a_retry() -> None:
     """The driver's side of a Ray task's progress: totals become events, a retried task's totals (from zero
     again) add nothing until they pass what was shown, and a video only explained has no frames bar."""
-    events = _Recorded()
+    events = Recorded()
     relay = _Relay(events)
     first, second = Path("a.mp4"), Path("b.mp4")
     for counts in (_Counts(20), _Counts(20, 8), _Counts(20, 16), _Counts(20, 4), _Counts(20, 20, 3, 1),
@@ -92,7 +80,7 @@ def test_streamed_counts_show_each_frame_once_across_a_retry() -> None:
 def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     before = ray_processes()
-    events = _Recorded()
+    events = Recorded()
     with caplog.at_level(logging.DEBUG, logger="emocore"):
         report = index_folder(ads, tmp_path, model="fer", explain=SMALL_EXPLAIN, progress=events,
                               engine=EngineParams(workers=2, engine="ray"))
@@ -146,8 +134,9 @@ def test_a_ray_worker_killed_mid_task_is_retried_then_recorded(tmp_path: Path, c
     ray.cloudpickle.register_pickle_by_value(test_workers)  # Ray's workers do not have tests/ on their path
     try:
         with Store(tmp_path / "cache") as store:
-            done = {d.path.name: d for d in run_ray(paths, store, job, cpus=2, progress=test_workers._Events(),
-                                                    retries=1)}
+            events = Recorded()
+            done = {d.path.name: d for d in run_ray(paths, store, job, cpus=2, progress=events, retries=1)}
+            assert_counted_once(events, done)
             assert done["a.mp4"].outcome.status == "indexed"
             assert done["once.mp4"].outcome.status == "indexed"  # its first worker died; Ray's retry finished it
             assert done["crash.mp4"].outcome is None and done["crash.mp4"].tries == 2

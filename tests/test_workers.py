@@ -110,15 +110,31 @@ def test_the_proxy_records_every_store_write_method() -> None:
     assert all(callable(getattr(StoreProxy, name)) for name in WRITE_METHODS)
 
 
+class _KilledAfterFirstFrames:
+    """An IndexProgress that passes every event on, and kills its process (SIGKILL) once the first frames
+    of the video are reported: a worker that dies mid-video."""
+
+    def __init__(self, progress: object) -> None:
+        self.progress = progress
+
+    def __getattr__(self, name: str):
+        return getattr(self.progress, name)
+
+    def frames_done(self, count: int) -> None:
+        self.progress.frames_done(count)  # type: ignore[attr-defined]
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def crash_on(path: Path, store: object, model: object, **options: object) -> object:
-    """`index_video`, except that the worker process kills itself (SIGKILL) on "crash*" files every time,
-    and on "once*" files the first time (a marker file beside it remembers)."""
+    """`index_video`, except that the worker process kills itself (SIGKILL) on "crash*" files every time
+    (before it starts), and on "once*" files the first time, mid-video, once its first frames are scored
+    (a marker file beside it remembers)."""
     if path.name.startswith("crash"):
         os.kill(os.getpid(), signal.SIGKILL)
     marker = path.with_suffix(".tried")
     if path.name.startswith("once") and not marker.exists():
         marker.write_text("")
-        os.kill(os.getpid(), signal.SIGKILL)
+        options["progress"] = _KilledAfterFirstFrames(options["progress"])
     return index_video(path, store, model, **options)  # type: ignore[arg-type]
 
 
@@ -135,8 +151,10 @@ def crashing_ads(folder: Path, clip: Path) -> tuple[list[Path], PerVideo]:
 
 def test_a_killed_worker_loses_only_its_video(tmp_path: Path, carphone: Path, weights_ready: None) -> None:
     paths, job = crashing_ads(tmp_path / "ads", carphone)
+    events = Recorded()
     with Store(tmp_path / "cache") as store:
-        done = {d.path.name: d for d in run_workers(paths, store, job, workers=2, progress=_Events())}
+        done = {d.path.name: d for d in run_workers(paths, store, job, workers=2, progress=events)}
+        assert_counted_once(events, done)
         assert done["a.mp4"].outcome.status == "indexed"
         assert done["once.mp4"].outcome.status == "indexed" and done["once.mp4"].tries == 2
         assert done["crash.mp4"].outcome is None and done["crash.mp4"].tries == 2
@@ -147,12 +165,24 @@ def test_a_killed_worker_loses_only_its_video(tmp_path: Path, carphone: Path, we
         assert store.check() == []
 
 
-class _Events:
+class Recorded:
+    """An IndexProgress that records every event with its arguments, in order."""
+
     def __init__(self) -> None:
-        self.seen: list[str] = []
+        self.seen: list[tuple[str, tuple[object, ...]]] = []
 
     def __getattr__(self, name: str):
-        return lambda *args: self.seen.append(name)
+        return lambda *args: self.seen.append((name, args))
+
+    def args(self, name: str) -> list[tuple[object, ...]]:
+        return [args for seen, args in self.seen if seen == name]
+
+
+def assert_counted_once(events: Recorded, done: dict[str, object]) -> None:
+    """The progress of `crashing_ads`: once.mp4, whose first worker died mid-video, counts its frames once."""
+    assert sorted(path.name for path, _ in events.args("file_started")) == ["a.mp4", "once.mp4"]
+    frames = [done[name].outcome.frames for name in ("a.mp4", "once.mp4")]  # type: ignore[attr-defined]
+    assert sum(n for (n,) in events.args("frames_done")) == sum(frames) > 0
 
 
 def test_the_writer_never_writes_an_ad_key_twice(tmp_path: Path, carphone: Path, face_model) -> None:
