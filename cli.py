@@ -402,8 +402,8 @@ def _run_index(ctx: typer.Context, folder: Path, cache: Path, model: object, par
     try:
         with Progress(*columns, console=err, transient=True) as progress:
             report = index_folder(folder, cache, model=model, params=params, explain=explain, force=force,
-                                  progress=_Bars(progress, _side_by_side(engine)), debug=_debug(ctx), audio=audio, engine=engine,
-                                  preview=PreviewParams() if preview else None)
+                                  progress=_Bars(progress, _side_by_side(engine)), debug=_debug(ctx), audio=audio,
+                                  engine=engine, preview=PreviewParams() if preview else None)
     except KeyboardInterrupt:
         err.print("interrupted: the ads finished so far are in the cache; run the same command to finish")
         return EXIT_INTERRUPTED

@@ -752,22 +752,26 @@ def _start_ray(ray: Any, address: str | None, cpus: int | None) -> None:
             ray.shutdown()  # stops what did start
             raise EngineUnavailable(_one_line(f"a local Ray could not start: {exc}")) from exc
         return
-    head = _head_address(address)
+    found = _auto_address() if address == "auto" else address
+    head = _head_address(found)
     if head is not None:
         try:
             socket.create_connection(head, timeout=JOIN_TIMEOUT).close()
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
+            if address == "auto":  # most often the address a Ray stopped without `ray stop` left behind
+                raise EngineUnavailable(f"--address auto: the Ray this machine points to, {found} (RAY_ADDRESS, or "
+                                        f"the last `ray start` here), does not answer ({reason}); start one with "
+                                        "`ray start --head`, or leave out --address for a local Ray") from None
             raise EngineUnavailable(f"--address {address}: no Ray head can be reached there ({reason}); start one "
                                     "with `ray start --head --port=6379` and pass its HOST:PORT, or --address "
                                     "auto on that machine") from None
     try:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=found, log_to_driver=False)
     except ConnectionError as exc:
         reason = str(exc).split(". ")[0]
-        if head is None:  # `auto` with no Ray running on this machine
-            raise EngineUnavailable(_one_line(f"--address {address}: {reason} (start one with `ray start --head`, "
-                                              "or leave out --address for a local Ray)")) from None
+        if head is None:  # a `ray://` address, or one without a port
+            raise EngineUnavailable(_one_line(f"--address {address}: {reason}")) from None
         # the head answered, yet Ray did not connect: most often a token it refuses or lacks
         raise EngineUnavailable(_one_line(
             f"--address {address}: a Ray head answers there but Ray could not connect ({reason}); with token "
@@ -776,6 +780,25 @@ def _start_ray(ray: Any, address: str | None, cpus: int | None) -> None:
     except Exception as exc:  # e.g. a head of another Ray version
         raise EngineUnavailable(_one_line(f"--address {address}: Ray could not join: {type(exc).__name__}: "
                                           f"{exc}")) from exc
+
+
+def _auto_address() -> str:
+    """The HOST:PORT `--address auto` stands for, found as Ray itself finds it (Ray's own lookup, of the
+    pinned release): RAY_ADDRESS, else the address the last `ray start` on this machine recorded in Ray's
+    temp folder (RAY_TMPDIR, else /tmp; it outlives a Ray stopped without `ray stop`), else a Ray running
+    here. EngineUnavailable (one line) when there is none."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except ConnectionError as exc:
+        found, reason = None, str(exc).split(". ")[0]
+    else:
+        reason = "Could not find any running Ray instance"
+    if not found:
+        raise EngineUnavailable(_one_line(f"--address auto: {reason} (start one with `ray start --head`, or leave "
+                                          "out --address for a local Ray)"))
+    return found
 
 
 def _one_line(text: str, limit: int = 300) -> str:

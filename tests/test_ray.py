@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 import ray
 
 import test_workers
-from emocore.engine import EngineParams, _Counts, _Relay, run_ray
+from emocore.engine import EngineParams, run_ray
 from emocore.errors import EngineUnavailable
 from emocore.indexer import index_folder
 from emocore.store import Store
@@ -60,22 +62,6 @@ def _same_as_one_process(cache: Path, single: Path, report: object) -> None:
     assert_same(one, ray_made)
 
 
-def test_streamed_counts_show_each_frame_once_across_a_retry() -> None:
-    """The driver's side of a Ray task's progress: totals become events, a retried task's totals (from zero
-    again) add nothing until they pass what was shown, and a video only explained has no frames bar."""
-    events = Recorded()
-    relay = _Relay(events)
-    first, second = Path("a.mp4"), Path("b.mp4")
-    for counts in (_Counts(20), _Counts(20, 8), _Counts(20, 16), _Counts(20, 4), _Counts(20, 20, 3, 1),
-                   _Counts(20, 20, 3, 3)):
-        relay.update(first, counts)
-    relay.update(second, _Counts(0, 0, 2, 2))
-    assert events.seen == [
-        ("file_started", (first, 20)), ("frames_done", (8,)), ("frames_done", (8,)), ("frames_done", (4,)),
-        ("explain_started", (first, 3)), ("frame_explained", ()), ("frame_explained", ()), ("frame_explained", ()),
-        ("explain_started", (second, 2)), ("frame_explained", ()), ("frame_explained", ())]
-
-
 @pytest.mark.slow
 def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
@@ -101,7 +87,8 @@ def test_local_ray_stores_what_one_process_stores(ads: Path, one_process: Path, 
     carphone = max(by_name["carphone.mp4"].frames, by_name["same_bytes.mp4"].frames)  # the one not a duplicate
     started = events.args("file_started")
     assert {p.name for p, _ in started} <= {"carphone.mp4", "same_bytes.mp4", "bunny.mp4"}
-    assert sum(n for (n,) in events.args("frames_done")) == by_name["bunny.mp4"].frames + (len(started) - 1) * carphone
+    frames = sum(n for (n,) in events.args("frames_done"))
+    assert frames == by_name["bunny.mp4"].frames + (len(started) - 1) * carphone
     first_ad = next(i for i, (name, args) in enumerate(events.seen)
                     if name == "file_finished" and args[0].status != "failed")
     assert [name for name, _ in events.seen[:first_ad]].count("frames_done") >= 2
@@ -250,12 +237,38 @@ def test_address_auto_with_no_ray_running_is_one_line(tmp_path: Path, carphone: 
         time.sleep(0.2)
     else:
         pytest.skip(f"a Ray is running on this machine, which `auto` would join: {running}")
-    result = _index_against("auto", carphone, tmp_path / "cache")
+    # Ray's temp folder of its own: no address left there by a `ray start` on this machine
+    result = _index_against("auto", carphone, tmp_path / "cache", env=_without_ray_address(tmp_path / "ray-temp"))
     assert result.returncode == 1, result.stderr
     error = result.stderr.strip().splitlines()
     assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
     assert error[0].startswith("error: --address auto: Could not find any running Ray instance")
     assert "ray start --head" in error[0]
+
+
+def test_address_auto_where_a_stopped_ray_left_its_address_is_one_line_at_once(tmp_path: Path, carphone: Path,
+                                                                               weights_ready: None) -> None:
+    """A Ray stopped without `ray stop` (killed, crashed) leaves its address in Ray's temp folder, where `auto`
+    reads it: Ray itself would retry it for minutes; `index` says so in one line, at once."""
+    port = free_port()
+    (tmp_path / "ray-temp" / "ray").mkdir(parents=True)
+    (tmp_path / "ray-temp" / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{port}")
+    before = ray_processes()
+    began = time.monotonic()
+    result = _index_against("auto", carphone, tmp_path / "cache", env=_without_ray_address(tmp_path / "ray-temp"))
+    assert time.monotonic() - began < 60
+    assert result.returncode == 1, result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert error[0].startswith("error: --address auto: the Ray this machine points to, ")
+    assert f":{port} (RAY_ADDRESS, or the last `ray start` here), does not answer" in error[0]
+    assert ray_processes() <= before  # nothing of Ray was started
+
+
+def _without_ray_address(temp: Path) -> dict[str, str]:
+    """This environment without RAY_ADDRESS, with Ray's temp folder (RAY_TMPDIR) at `temp`."""
+    temp.mkdir(exist_ok=True)
+    return {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_TMPDIR": str(temp)}
 
 
 @pytest.mark.slow
@@ -269,10 +282,13 @@ def test_a_head_with_token_authentication_is_joined_with_its_token(tmp_path: Pat
     plain = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     with_token = {**plain, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     port = free_port()
+    # the head's temp folder of its own (short: it holds Unix sockets), so its address is not left behind in
+    # this machine's, where `--address auto` would read it once the head is stopped
+    head_temp = tempfile.mkdtemp(prefix="ray-head-", dir="/tmp")
     try:
         started = subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}",
-                                  "--num-cpus=1", "--disable-usage-stats"], env=with_token, capture_output=True,
-                                 text=True, timeout=120)
+                                  "--num-cpus=1", "--disable-usage-stats"], env={**with_token, "RAY_TMPDIR": head_temp},
+                                 capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stderr
         address = f"127.0.0.1:{port}"
 
@@ -296,4 +312,5 @@ def test_a_head_with_token_authentication_is_joined_with_its_token(tmp_path: Pat
     finally:
         left = head_processes(token)
         stop_head(token)
+        shutil.rmtree(head_temp, ignore_errors=True)
     assert len(left) >= 4  # the GCS, the raylet and its two agents at least: what stop_head stopped

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emocore.engine import EngineParams, PerVideo, StoreProxy, WRITE_METHODS, Writer, run_workers
+from emocore.engine import EngineParams, PerVideo, StoreProxy, WRITE_METHODS, Writer, _Counts, _Relay, run_workers
 from emocore.explain import ExplainParams
 from emocore.indexer import IndexParams, index_folder, index_video
 from emocore.store import Store
@@ -183,6 +183,23 @@ def assert_counted_once(events: Recorded, done: dict[str, object]) -> None:
     assert sorted(path.name for path, _ in events.args("file_started")) == ["a.mp4", "once.mp4"]
     frames = [done[name].outcome.frames for name in ("a.mp4", "once.mp4")]  # type: ignore[attr-defined]
     assert sum(n for (n,) in events.args("frames_done")) == sum(frames) > 0
+
+
+def test_streamed_counts_show_each_frame_once_across_a_retry() -> None:
+    """The writer's side of each video's progress (workers and Ray tasks): totals become events, a retried
+    video's totals (from zero again) add nothing until they pass what was shown, and a video only
+    explained starts no frames."""
+    events = Recorded()
+    relay = _Relay(events)
+    first, second = Path("a.mp4"), Path("b.mp4")
+    for counts in (_Counts(20), _Counts(20, 8), _Counts(20, 16), _Counts(20, 4), _Counts(20, 20, 3, 1),
+                   _Counts(20, 20, 3, 3)):
+        relay.update(first, counts)
+    relay.update(second, _Counts(0, 0, 2, 2))
+    assert events.seen == [
+        ("file_started", (first, 20)), ("frames_done", (8,)), ("frames_done", (8,)), ("frames_done", (4,)),
+        ("explain_started", (first, 3)), ("frame_explained", ()), ("frame_explained", ()), ("frame_explained", ()),
+        ("explain_started", (second, 2)), ("frame_explained", ()), ("frame_explained", ())]
 
 
 def test_the_writer_never_writes_an_ad_key_twice(tmp_path: Path, carphone: Path, face_model) -> None:
