@@ -786,13 +786,15 @@ def _auto_address() -> str:
     """The HOST:PORT `--address auto` stands for, found as Ray itself finds it (Ray's own lookup, of the
     pinned release): RAY_ADDRESS, else the address the last `ray start` on this machine recorded in Ray's
     temp folder (RAY_TMPDIR, else /tmp; it outlives a Ray stopped without `ray stop`), else a Ray running
-    here. EngineUnavailable (one line) when there is none."""
+    here; "auto" itself when that is not a HOST:PORT. EngineUnavailable (one line) when there is none."""
     from ray._private.services import canonicalize_bootstrap_address
 
     try:
         found = canonicalize_bootstrap_address("auto")
     except ConnectionError as exc:
         found, reason = None, str(exc).split(". ")[0]
+    except ValueError:  # not HOST:PORT (RAY_ADDRESS=ray://...: Ray's client): left to Ray
+        return "auto"
     else:
         reason = "Could not find any running Ray instance"
     if not found:

@@ -265,6 +265,17 @@ def test_address_auto_where_a_stopped_ray_left_its_address_is_one_line_at_once(t
     assert ray_processes() <= before  # nothing of Ray was started
 
 
+def test_address_auto_is_what_ray_finds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`auto` is resolved as Ray resolves it: RAY_ADDRESS first; a `ray://` one (Ray's client) is left to Ray."""
+    from emocore.engine import _auto_address
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6380")
+    assert _auto_address() == "10.0.0.1:6380"
+    monkeypatch.setenv("RAY_ADDRESS", "ray://10.0.0.1:10001")
+    assert _auto_address() == "auto"
+
+
 def _without_ray_address(temp: Path) -> dict[str, str]:
     """This environment without RAY_ADDRESS, with Ray's temp folder (RAY_TMPDIR) at `temp`."""
     temp.mkdir(exist_ok=True)
