@@ -742,8 +742,8 @@ def _head_address(address: str) -> tuple[str, int] | None:
 
 def _start_ray(ray: Any, address: str | None, cpus: int | None) -> None:
     """`ray.init`: a local Ray with `cpus` CPUs, or the cluster at `address`; EngineUnavailable (one line) when
-    it fails. A HOST:PORT is first tried with a plain TCP connection (JOIN_TIMEOUT), because Ray itself keeps
-    retrying an address where nothing answers for minutes."""
+    it fails. A HOST:PORT (also the one `auto` stands for: `_auto_address`) is first tried with a plain TCP
+    connection (JOIN_TIMEOUT), because Ray itself keeps retrying an address where nothing answers for minutes."""
     if not address:
         try:  # "local": a Ray of its own even beside one `ray start` runs here (which Ray would join instead)
             ray.init(address="local", num_cpus=cpus or available_cores(), include_dashboard=False,
