@@ -31,11 +31,12 @@ the pool; three interleaved rounds: 67-77 %, and 59-74 % with ray[default], whos
 cost more to start); 18 clips (`--clips 18 --only pool,ray`): 49.7 s against 39.0 s (78-79 %; 80-83 % quiet).
 Nearly all of Ray's extra is a fixed cost of 6-8 s wall and about 10 CPU s a run (goal: within 15 % of the
 pool, which at 6 clips leaves Ray under 3 s; `cli.py --debug index --engine ray` logs its timeline):
-`ray.init` about 4 s, a task reaching a fresh worker 1.5-2.5 s after submission (each Ray worker imports Ray, PyTorch and the indexer itself where
-the pool's fork server imports them once), Ray's own processes about 4 CPU s (GCS, raylet, dashboard head
-and agent in minimal mode, runtime-env agent, log and autoscaler monitors), `ray.shutdown()` 1.4-1.6 s
-(graceful stops, one after the other). Starting Ray in a thread beside the driver's imports did not shorten
-a run here (the two cores were already busy). On a larger machine the fixed cost is a smaller share of the run.
+`ray.init` about 4 s, a task reaching a fresh worker 1.5-2.5 s after submission (each Ray worker imports
+Ray, PyTorch and the indexer itself where the pool's fork server imports them once), Ray's own processes
+about 4 CPU s (GCS, raylet, dashboard head and agent in minimal mode, runtime-env agent, log and
+autoscaler monitors), `ray.shutdown()` 1.4-1.6 s (graceful stops, one after the other). Starting Ray in
+a thread beside the driver's imports did not shorten a run here (the two cores were already busy). On a
+larger machine the fixed cost is a smaller share of the run.
 """
 
 from __future__ import annotations

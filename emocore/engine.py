@@ -668,12 +668,11 @@ _RAY_WORKERS: dict[tuple[str, str], _Worker] = {}
 
 @dataclass(frozen=True)
 class _RayDone:
-    """What one Ray task sends back last: the work's result and recorded writes, its final counts, and for
+    """What one Ray task sends back last, after its progress: the work's result and recorded writes, and for
     the driver's timeline (debug log) where and when it ran."""
 
     outcome: Any
     calls: list[WriteCall]
-    counts: _Counts
     pid: int
     began: float
     """Wall clock (time.time()) when the task began in its worker, its arguments unpickled (on another
@@ -716,7 +715,7 @@ def _ray_index_one(path: str, cache: str, job: PerVideo) -> Iterator[_Counts | _
     if "error" in result:
         raise result["error"]
     outcome, calls = result["done"]
-    yield _RayDone(outcome, calls, tally.counts, os.getpid(), began, load_seconds, result["seconds"])
+    yield _RayDone(outcome, calls, os.getpid(), began, load_seconds, result["seconds"])
 
 
 def ray_module() -> Any:
@@ -821,8 +820,8 @@ def run_ray(
     task finishes (`ray.wait`). Each task is a Ray generator that streams its video's progress (frames,
     explained frames) while it runs: `progress` gets the same events as from `run_workers`. Without
     `address` a local Ray of its own is started with `cpus` CPUs (default: the cores available; also
-    when another Ray runs on this machine) and shut down at the end (its
-    processes stopped before this returns); with one (HOST:PORT, or `auto`: the Ray running here), this
+    when another Ray runs on this machine) and shut down at the end (its processes stopped before this
+    returns); with one (HOST:PORT, or `auto`: the address Ray finds for this machine, `_auto_address`), this
     process joins that cluster (`ray.init(address=...)`; the cluster's token, when it has one, comes from
     the environment as Ray reads it). A Ray already initialised by the caller is used and left running.
     A task whose worker dies is retried by Ray (`max_retries=retries`), then recorded failed.
@@ -867,7 +866,6 @@ def run_ray(
                           path.name, time.perf_counter() - began, done.pid, done.began - submitted,
                           "" if done.load_seconds is None else f", models loaded in {done.load_seconds:.2f} s",
                           done.seconds)
-                relay.update(path, done.counts)
                 duplicate = writer.apply(done.calls)
                 yield Finished(path, done.outcome, duplicate_of=duplicate)
     finally:

@@ -165,6 +165,14 @@ def _index_against(address: str | None, carphone: Path, cache: Path,
                           timeout=120)
 
 
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed `index` printed (exit code 1, no traceback)."""
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
 def free_port() -> int:
     """A port nothing listens on: bound, then released."""
     with socket.socket() as probe:
@@ -216,11 +224,9 @@ def test_an_address_where_no_ray_answers_is_one_line_at_once(tmp_path: Path, car
     began = time.monotonic()
     result = _index_against(f"127.0.0.1:{port}", carphone, tmp_path / "cache")
     assert time.monotonic() - began < 60  # Ray's own retries would take minutes
-    assert result.returncode == 1, result.stderr
-    error = result.stderr.strip().splitlines()
-    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert f"--address 127.0.0.1:{port}: no Ray head can be reached there" in error[0]
-    assert "ray start --head" in error[0]
+    error = _one_error_line(result)
+    assert f"--address 127.0.0.1:{port}: no Ray head can be reached there" in error
+    assert "ray start --head" in error
     assert ray_processes() <= before  # nothing of Ray was started
 
 
@@ -239,11 +245,9 @@ def test_address_auto_with_no_ray_running_is_one_line(tmp_path: Path, carphone: 
         pytest.skip(f"a Ray is running on this machine, which `auto` would join: {running}")
     # Ray's temp folder of its own: no address left there by a `ray start` on this machine
     result = _index_against("auto", carphone, tmp_path / "cache", env=_without_ray_address(tmp_path / "ray-temp"))
-    assert result.returncode == 1, result.stderr
-    error = result.stderr.strip().splitlines()
-    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert error[0].startswith("error: --address auto: Could not find any running Ray instance")
-    assert "ray start --head" in error[0]
+    error = _one_error_line(result)
+    assert error.startswith("error: --address auto: Could not find any running Ray instance")
+    assert "ray start --head" in error
 
 
 def test_address_auto_where_a_stopped_ray_left_its_address_is_one_line_at_once(tmp_path: Path, carphone: Path,
@@ -257,11 +261,9 @@ def test_address_auto_where_a_stopped_ray_left_its_address_is_one_line_at_once(t
     began = time.monotonic()
     result = _index_against("auto", carphone, tmp_path / "cache", env=_without_ray_address(tmp_path / "ray-temp"))
     assert time.monotonic() - began < 60
-    assert result.returncode == 1, result.stderr
-    error = result.stderr.strip().splitlines()
-    assert len(error) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert error[0].startswith("error: --address auto: the Ray this machine points to, ")
-    assert f":{port} (RAY_ADDRESS, or the last `ray start` here), does not answer" in error[0]
+    error = _one_error_line(result)
+    assert error.startswith("error: --address auto: the Ray this machine points to, ")
+    assert f":{port} (RAY_ADDRESS, or the last `ray start` here), does not answer" in error
     assert ray_processes() <= before  # nothing of Ray was started
 
 
