@@ -281,6 +281,7 @@ def index(
     Exit code 0: every video indexed or unchanged; 3: some files failed (recorded in the cache,
     see `ls`); 1: nothing could be done (no such folder, no weights, bad cache); 2: bad usage.
     """
+    _start_workers_early(folder, workers, engine, device)
     from emocore.explain.keyframes import KeyFrameParams
     from emocore.indexer import IndexParams
     from emocore.scoring import ScoringParams
@@ -313,6 +314,18 @@ def index(
                       threads=threads, audio=sound, engine=spread, preview=preview)
     if code != EXIT_OK:
         raise typer.Exit(code)
+
+
+def _start_workers_early(folder: Path, workers: int | None, engine: str | None, device: str | None) -> None:
+    """Where `index` will spread the videos over worker processes here, start their fork server first: its
+    import of the indexer (about 2 CPU s) then runs beside this process's own imports, not after them."""
+    from emocore.engine import available_cores, start_fork_server
+    from emocore.video import find_videos
+
+    if engine not in (None, "local") or device not in (None, "cpu") or not folder.is_dir():
+        return
+    if (available_cores() if workers is None else workers) > 1 and len(find_videos(folder)) > 1:
+        start_fork_server()
 
 
 def _engine_params(workers: int | None, engine: str | None, address: str | None, threads: int) -> object:

@@ -25,18 +25,19 @@ Medians of `--repeat` runs, which go round the runs back to back (a change of lo
 each printed with the load average; the machine is shared and noisy, so read the ratios and CPU seconds.
 `--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone.
 
-Measured on the 2-core machine, `--repeat 2`, load 3-4: 6 clips, --workers 2 17.2 s wall against 16.9 s for
-the two processes (98 %; 98 % the round before, quiet: 15.3 s against 15.0 s); --engine ray 25.4 s (67-69 % of
-the pool; three interleaved rounds: 67-77 %, and 59-74 % with ray[default], whose full dashboard processes
-cost more to start); 18 clips (`--clips 18 --only pool,ray`): 49.7 s against 39.0 s (78-79 %; 80-83 % quiet).
-Nearly all of Ray's extra is a fixed cost of 6-8 s wall and about 10 CPU s a run (goal: within 15 % of the
-pool, which at 6 clips leaves Ray under 3 s; `cli.py --debug index --engine ray` logs its timeline):
-`ray.init` about 4 s, a task reaching a fresh worker 1.5-2.5 s after submission (each Ray worker imports
-Ray, PyTorch and the indexer itself where the pool's fork server imports them once), Ray's own processes
-about 4 CPU s (GCS, raylet, dashboard head and agent in minimal mode, runtime-env agent, log and
-autoscaler monitors), `ray.shutdown()` 1.4-1.6 s (graceful stops, one after the other). Starting Ray in
-a thread beside the driver's imports did not shorten a run here (the two cores were already busy). On a
-larger machine the fixed cost is a smaller share of the run.
+Measured on the 2-core machine, `--repeat 2`, load 2-4: 6 clips, --workers 2 14.8 s wall against 14.7 s for
+the two processes (99 %; 98 % before the models loaded without torchvision and the fork server started first);
+--engine ray 24.0 s against 14.1 s for the pool (59 %; `--only pool,ray --repeat 3`: 56-61 %; 67-77 % before,
+when the pool started slower); 18 clips (`--clips 18 --only pool,ray`): 46.6 s against 36.8 s (79 %).
+Nearly all of Ray's extra is a fixed cost of about 10 s wall and 11 CPU s a run (goal: within 15 % of the
+pool, which at 6 clips leaves Ray about 2.5 s; `cli.py --debug index --engine ray` logs its timeline):
+`ray.init` 3-5 s, a task reaching a fresh worker 1.8-2.5 s after submission (each Ray worker imports
+Ray, PyTorch and the indexer itself where the pool's fork server imports them once, beside the `index`
+process), Ray's own processes about 4 CPU s (GCS, raylet, dashboard head and agent in minimal mode,
+runtime-env agent, log and autoscaler monitors), `ray.shutdown()` 1.2-1.6 s (graceful stops, one after
+the other). Starting Ray in a thread beside the driver's imports did not shorten a run here (the two
+cores were already busy), nor did Ray's `preload_python_modules` (its workers start at the end of
+`ray.init`). On a larger machine the fixed cost is a smaller share of the run.
 """
 
 from __future__ import annotations

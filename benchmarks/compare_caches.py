@@ -4,8 +4,8 @@
 
 Rows are matched by their primary key (an ad's key does not depend on the device, so both caches
 hold the same keys). Every column is compared except bookkeeping (times of day, elapsed seconds,
-JPEG/PNG images): numbers and JSON numbers by their largest absolute difference, float blobs
-decoded by their dtype, everything else exactly. Prints the largest difference per table and
+also an explanation's inside its JSON figures, JPEG/PNG images): numbers and JSON numbers by their
+largest absolute difference, float blobs decoded by their dtype, everything else exactly. Prints the largest difference per table and
 column group with its tolerance; exit code 0 when every table is within it, 1 otherwise (missing
 rows, a NaN on one side only, a text that differs, a difference over tolerance).
 
@@ -29,6 +29,8 @@ import numpy as np
 
 #: Columns never compared: when and how long, not what.
 SKIP = {"indexed_at", "elapsed_s", "created_at", "seen_at", "image", "mtime_ns"}
+#: Keys never compared inside a JSON value: an explanation's elapsed seconds (its figures).
+SKIP_KEYS = {"seconds"}
 #: Float blobs and their dtype.
 BLOB_DTYPES = {("ads", "figures"): np.float64, ("ads", "audio_figures"): np.float64,
                ("audio", "matrix"): np.float32, ("audio", "patch_centers"): np.float64,
@@ -59,7 +61,8 @@ def leaves(value: object) -> tuple[list[float], list[object]]:
         elif isinstance(v, dict):
             for k in sorted(v):
                 others.append(k)
-                walk(v[k])
+                if k not in SKIP_KEYS:
+                    walk(v[k])
         elif isinstance(v, (list, tuple)):
             for x in v:
                 walk(x)

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue
 import shutil
@@ -45,11 +46,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emocore.errors import AdNotFound, EmocoreError, EngineUnavailable
-from emocore.models import EmotionModel, load_model
 from emocore.store import DB_NAME, AdRow, ExplainedFrame, FileRow, Store, audio_values, preview_path
+
+if TYPE_CHECKING:
+    from emocore.models import EmotionModel
 
 log = logging.getLogger("emocore")
 
@@ -440,6 +443,8 @@ class _Worker:
     """A worker process's state: its model (loaded once) and its store proxy."""
 
     def __init__(self, cache: Path, job: PerVideo) -> None:
+        from emocore.models import load_model  # PyTorch: not imported with this module (`start_fork_server`)
+
         if job.setup is not None:
             job.setup()
         self.model: EmotionModel = load_model(job.model)
@@ -510,6 +515,16 @@ def _context() -> Any:
         return multiprocessing.get_context("spawn")
     context.set_forkserver_preload(["emocore.indexer"])
     return context
+
+
+def start_fork_server() -> None:
+    """Start the worker processes' fork server now, where there is one (it is started at the first worker
+    otherwise); idempotent. It imports the indexer (PyTorch and the models' code: about 2 CPU s) before the
+    first worker forks from it, so a caller that will run `run_workers` calls this first, and that import
+    runs beside the caller's own instead of after them. This module does not import PyTorch itself."""
+    if _context().get_start_method() == "forkserver":
+        with _caller_script_left_out():
+            multiprocessing.forkserver.ensure_running()
 
 
 @contextmanager

@@ -154,6 +154,30 @@ def test_compare_caches_sees_a_changed_number(tmp_path: Path, carphone: Path, we
     assert compare(a, b) == 1
 
 
+def test_compare_caches_reads_explanations_but_not_their_timing(tmp_path: Path, carphone: Path,
+                                                                 weights_ready: None) -> None:
+    """Two runs explain the same key frames with the same numbers but not in the same seconds: the checker
+    reads them as the same, and still fails on an explanation's number moved past its tolerance."""
+    import shutil
+    import sqlite3
+
+    cache = tmp_path / "a"
+    done = runner.invoke(app, ["index", str(carphone), "--cache", str(cache), "--no-audio", "--workers", "1"])
+    assert done.exit_code == 0, done.output
+    shutil.copytree(cache, tmp_path / "b")
+    compare = _compare_caches().compare
+    a, b = cache / "emocore.sqlite", tmp_path / "b" / "emocore.sqlite"
+    with sqlite3.connect(b) as db:
+        moved = db.execute("UPDATE explanations SET figures = json_set(figures, '$.seconds', "
+                           "json_extract(figures, '$.seconds') + 5)").rowcount
+    assert moved > 0
+    assert compare(a, b) == 0
+    with sqlite3.connect(b) as db:
+        db.execute("UPDATE explanations SET figures = json_set(figures, '$.score', "
+                   "json_extract(figures, '$.score') + 0.05)")
+    assert compare(a, b) == 1
+
+
 class _Calls(EmotionModel):
     """Wraps a model, recording how many frames each call hands it; same identity, so the same keys."""
 

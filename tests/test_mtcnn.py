@@ -6,6 +6,8 @@ Weights: pnet.pt, rnet.pt, onet.pt from the facenet-pytorch wheel, in `emocore.a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -15,7 +17,7 @@ import skimage.data
 import torch
 
 from emocore.assets import weights_dir
-from emocore.models.mtcnn import MTCNN, ONet, PNet, RNet
+from emocore.models.mtcnn import MTCNN, ONet, PNet, RNet, _nms
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,3 +136,31 @@ def test_face_cut_by_the_border_is_clipped(detector: MTCNN, astronaut: np.ndarra
         _check_boxes(boxes, image)
     assert len(found[0]) >= 1 and found[0][0, 0] == 0.0
     assert len(found[1]) >= 1 and found[1][0, 1] == 0.0
+
+
+def test_nms_is_torchvisions_kernel() -> None:
+    """The detector's IoU NMS keeps exactly what `torchvision.ops.nms` keeps, in the same order: ties,
+    duplicates, nested and disjoint boxes, at the thresholds the detector uses."""
+    from torchvision.ops import nms
+
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=generator) * 600
+    boxes = torch.cat([corners, corners + 12 + torch.rand(300, 2, generator=generator) * 200], dim=1)
+    boxes[150:200] = boxes[100:150]  # exact duplicates
+    scores = torch.rand(300, generator=generator)
+    scores[::7] = 0.5  # ties
+    for threshold in (0.3, 0.5, 0.7):
+        kept = _nms()(boxes, scores, threshold)
+        assert torch.equal(kept, nms(boxes, scores, threshold))
+        assert 0 < len(kept) < len(boxes)
+
+
+def test_the_detector_runs_without_importing_torchvision(weights_ready: None) -> None:
+    """Loading the default model and finding a face never imports torchvision (nor torch's compiler, which
+    it imports): that import costs about 2 CPU s in every worker process. A fresh interpreter, as a worker."""
+    script = ("import sys, skimage.data; from emocore.models import load_model; "
+              "scores = load_model().analyse([skimage.data.astronaut()]); "
+              "print(int(scores.face_counts[0]), 'torchvision' in sys.modules, 'torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False", "False"], done.stdout

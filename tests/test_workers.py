@@ -281,6 +281,38 @@ def test_cli_engine_options_are_checked(tmp_path: Path) -> None:
         assert done.exit_code == 2 and message in done.stderr, done.output
 
 
+def test_the_fork_server_starts_without_pytorch_in_the_caller() -> None:
+    """The engine imports no PyTorch, and starting the workers' fork server imports none in the caller: the
+    server imports the indexer itself, beside the caller's own imports (`index` starts it first thing)."""
+    script = ("import os, sys; from emocore import engine; engine.start_fork_server(); engine.start_fork_server(); "
+              "pid = os.getpid(); kids = open(f'/proc/{pid}/task/{pid}/children').read().split(); "
+              "lines = [open(f'/proc/{k}/cmdline').read() for k in kids]; "
+              "print('torch' in sys.modules, sum('forkserver' in line for line in lines))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "1"], done.stdout
+
+
+def test_index_starts_the_fork_server_first_only_where_workers_will_run(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several videos for worker processes here: the fork server is started first; one file, one worker, Ray
+    or a GPU: never (its import would run for nothing, beside the real work)."""
+    import emocore.engine
+    from cli import _start_workers_early
+
+    started: list[int] = []
+    monkeypatch.setattr(emocore.engine, "start_fork_server", lambda: started.append(1))
+    for name in ("a.mp4", "b.mov"):
+        (tmp_path / name).write_bytes(b"")
+    cases = {(tmp_path, 2, None, None): 1, (tmp_path, 2, "local", "cpu"): 1, (tmp_path, 1, None, None): 0,
+             (tmp_path / "a.mp4", 2, None, None): 0, (tmp_path, 2, "ray", None): 0, (tmp_path, 2, None, "cuda"): 0,
+             (tmp_path / "missing", 2, None, None): 0}
+    for (folder, workers, engine, device), expected in cases.items():
+        started.clear()
+        _start_workers_early(folder, workers, engine, device)
+        assert len(started) == expected, (folder.name, workers, engine, device)
+
+
 def test_the_frames_bar_counts_files_running_side_by_side_together() -> None:
     """Files that run side by side (workers, or Ray tasks even with one CPU here: a cluster runs several)
     share one frames bar whose total grows as files start; one at a time, it follows the current file."""

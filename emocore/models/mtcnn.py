@@ -55,9 +55,12 @@ do not follow a shifted crop.
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -67,7 +70,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import nms
 
 log = logging.getLogger("emocore")
 
@@ -228,6 +230,35 @@ def _square(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([centre - half, centre + half], dim=1)
 
 
+@functools.cache
+def _nms() -> Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]:
+    """torchvision's compiled IoU NMS, the very kernel `torchvision.ops.nms` calls (`torch.ops.torchvision.nms`).
+
+    `import torchvision` costs about 2 CPU s in each process (its model and op modules import torch's
+    compiler, `torch._dynamo`), a cost every worker process would pay before its first frame; only
+    torchvision's compiled ops library is needed here. So that library (`_C*` beside torchvision's
+    `__init__`, the file torchvision loads itself) is loaded directly, in milliseconds; where it is
+    not found, or does not load, torchvision is imported as usual.
+    """
+    try:
+        return torch.ops.torchvision.nms  # torchvision's ops already loaded in this process
+    except AttributeError:
+        pass
+    spec = importlib.util.find_spec("torchvision")  # finds the package without importing it
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in map(Path, folders):
+        for library in sorted(folder.glob("_C*")):
+            if library.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+                try:
+                    torch.ops.load_library(str(library))
+                    return torch.ops.torchvision.nms
+                except (OSError, AttributeError):
+                    continue
+    from torchvision.ops import nms
+
+    return nms
+
+
 def _nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, image: torch.Tensor, threshold: float) -> torch.Tensor:
     """IoU NMS within each image; returns kept indices.
 
@@ -240,7 +271,7 @@ def _nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, image: torch.Tenso
     kept = []
     for i in torch.unique(image).tolist():
         rows = torch.nonzero(image == i, as_tuple=True)[0]
-        kept.append(rows[nms(boxes[rows], scores[rows], threshold)])
+        kept.append(rows[_nms()(boxes[rows], scores[rows], threshold)])
     return torch.cat(kept)
 
 
