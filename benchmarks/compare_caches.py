@@ -5,9 +5,10 @@
 Rows are matched by their primary key (an ad's key does not depend on the device, so both caches
 hold the same keys). Every column is compared except bookkeeping (times of day, elapsed seconds,
 also an explanation's inside its JSON figures, JPEG/PNG images): numbers and JSON numbers by their
-largest absolute difference, float blobs decoded by their dtype, everything else exactly. Prints the largest difference per table and
-column group with its tolerance; exit code 0 when every table is within it, 1 otherwise (missing
-rows, a NaN on one side only, a text that differs, a difference over tolerance).
+largest absolute difference, float blobs decoded by their dtype, everything else exactly. Prints the
+largest difference per table and column group with its tolerance; exit code 0 when every table is
+within it, 1 otherwise (missing rows, a NaN on one side only, a text that differs, a difference over
+tolerance).
 
 Tolerances: probabilities and figures 1e-3 (GPU kernels round floats differently from the CPU's:
 emocore/models/device.py's CROSS_DEVICE_TOLERANCE), face boxes and sizes 0.5 px, explanation
