@@ -23,12 +23,17 @@ with its thumbnails and file record) applied again and again under new keys into
 ads per second: where one writer stops keeping up with the workers.
 Medians of `--repeat` runs, which go round the runs back to back (a change of load touches each alike),
 each printed with the load average; the machine is shared and noisy, so read the ratios and CPU seconds.
-`--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone.
+`--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone. `--marginal 18` also times
+the pool and Ray on 18 clips (the same first 6 and 12 more), in the same rounds, and splits each run into a
+fixed cost and a cost per ad (the line through the two sizes): Ray's throughput per ad, once started, against
+the pool's, apart from its start and stop.
 
 Measured on the 2-core machine, `--repeat 2`, load 2-4: 6 clips, --workers 2 14.8 s wall against 14.7 s for
 the two processes (99 %; 98 % before the models loaded without torchvision and the fork server started first);
 --engine ray 24.0 s against 14.1 s for the pool (59 %; `--only pool,ray --repeat 3`: 56-61 %; 67-77 % before,
 when the pool started slower); 18 clips (`--clips 18 --only pool,ray`): 46.6 s against 36.8 s (79 %).
+`--only pool,ray --marginal 18 --repeat 2`: once running, Ray indexed each ad at 92 % of the pool's
+throughput (1.95 s against 1.79 s per ad); its fixed cost was 12.9 s against the pool's 4.4 s.
 Nearly all of Ray's extra is a fixed cost of about 10 s wall and 11 CPU s a run (goal: within 15 % of the
 pool, which at 6 clips leaves Ray about 2.5 s; `cli.py --debug index --engine ray` logs its timeline):
 `ray.init` 3-5 s, a task reaching a fresh worker 1.8-2.5 s after submission (each Ray worker imports
@@ -167,6 +172,22 @@ def writer_rate(clip: Path, ads: int) -> float:
             return ads / (time.perf_counter() - start)
 
 
+def _marginal(results: dict[str, tuple[float, float]], n: int, m: int, workers: int) -> str:
+    """Each engine's run as a fixed cost plus a cost per ad (the line through its walls at n and m clips),
+    and Ray's throughput per ad against the pool's."""
+    lines = []
+    per_ad = {}
+    for name in ("pool", "ray"):
+        per_ad[name] = (results[f"{name}+"][0] - results[name][0]) / (m - n)
+        fixed = results[name][0] - n * per_ad[name]
+        lines.append(f"{name}: {per_ad[name]:.2f} s per ad once running, {fixed:.1f} s fixed (lines through {n} "
+                     f"and {m} clips)")
+    lines.append(f"--engine ray throughput per ad / --workers {workers}, start and stop apart: "
+                 f"{per_ad['pool'] / per_ad['ray']:.0%}; whole run on {m} clips: "
+                 f"{results['pool+'][0] / results['ray+'][0]:.0%}")
+    return "\n".join(lines)
+
+
 #: The runs, by the short name `--only` takes.
 RUNS = ("halves", "pool", "ray", "one")
 
@@ -178,6 +199,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--writer-ads", type=int, default=300, help="0: skip the single writer's measure")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--marginal", type=int, default=0, metavar="M",
+                        help="also time the pool and Ray on M clips (M > --clips): fixed cost and cost per ad")
     parser.add_argument("--only", default=",".join(RUNS),
                         help=f"comma-separated runs among {','.join(RUNS)} (halves: two independent processes; "
                              "pool: --workers N; ray: --engine ray --workers N; one: --workers 1)")
@@ -190,26 +213,38 @@ def main() -> None:
         raise SystemExit(f"--only: unknown run {', '.join(unknown) or '(none given)'}; choose among {','.join(RUNS)}")
     if args.skip_ray and "ray" in chosen:
         chosen.remove("ray")
-    clips = build_clips(args.clips)
+    if args.marginal and args.marginal <= args.clips:
+        raise SystemExit(f"--marginal must be more than --clips ({args.clips})")
+    more = build_clips(max(args.clips, args.marginal))
+    clips = more[:args.clips]
     cores = available_cores()
     print(f"{len(clips)} distinct clips of 30 s 1280×720 in {clips[0].parent}; {cores} cores available; "
           f"index --no-explain from a cold cache, whole processes; load average {os.getloadavg()[0]:.1f}")
     titles = {"halves": "two processes, half each", "pool": f"--workers {args.workers}",
               "ray": f"--engine ray --workers {args.workers}", "one": "--workers 1"}
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNS if name in chosen}
+    if args.marginal:
+        titles.update({f"{name}+": f"{titles[name]}, {len(more)} clips" for name in ("pool", "ray")})
+        measured.update({f"{name}+": [] for name in ("pool", "ray") if name in chosen})
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        all_dir, halves = base / "all", [base / "half0", base / "half1"]
-        for folder in (all_dir, *halves):
+        all_dir, more_dir, halves = base / "all", base / "more", [base / "half0", base / "half1"]
+        for folder in (all_dir, more_dir, *halves):
             folder.mkdir()
+        for clip in more:
+            os.symlink(clip, more_dir / clip.name)
         for i, clip in enumerate(clips):
             os.symlink(clip, all_dir / clip.name)
             os.symlink(clip, halves[i % 2] / clip.name)
+        pool = ("--workers", str(args.workers))
+        ray = ("--engine", "ray", *pool)
         commands = {
             "halves": lambda c: [index_cmd(h, c / f"cache{j}", "--workers", "1") for j, h in enumerate(halves)],
-            "pool": lambda c: [index_cmd(all_dir, c / "cache", "--workers", str(args.workers))],
-            "ray": lambda c: [index_cmd(all_dir, c / "cache", "--engine", "ray", "--workers", str(args.workers))],
+            "pool": lambda c: [index_cmd(all_dir, c / "cache", *pool)],
+            "ray": lambda c: [index_cmd(all_dir, c / "cache", *ray)],
             "one": lambda c: [index_cmd(all_dir, c / "cache", "--workers", "1")],
+            "pool+": lambda c: [index_cmd(more_dir, c / "cache", *pool)],
+            "ray+": lambda c: [index_cmd(more_dir, c / "cache", *ray)],
         }
         # the repeats go round the runs back to back, so that a change of load touches every run alike
         for r in range(args.repeat):
@@ -226,8 +261,9 @@ def main() -> None:
     for name, runs in measured.items():
         results[name] = (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
         wall, cpu = results[name]
+        ads = len(more) if name.endswith("+") else len(clips)
         print(f"{titles[name]:32s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
-              f"{cores} cores  {cpu / len(clips):5.1f} CPU s per ad  {len(clips) / wall * 3600:6.0f} ads/hour")
+              f"{cores} cores  {cpu / ads:5.1f} CPU s per ad  {ads / wall * 3600:6.0f} ads/hour")
     if "pool" in results and "halves" in results:
         print(f"--workers {args.workers} throughput / two independent processes: "
               f"{results['halves'][0] / results['pool'][0]:.0%} (goal ≥ 95%)")
@@ -236,6 +272,8 @@ def main() -> None:
         print(f"--engine ray throughput / --workers {args.workers}: {results['pool'][0] / results['ray'][0]:.0%} "
               f"(goal ≥ 85%: within 15%){f'; each repeat: {each}' if args.repeat > 1 else ''}; Ray used "
               f"{results['ray'][1] - results['pool'][1]:.1f} CPU s more than the pool")
+    if all(name in results for name in ("pool", "ray", "pool+", "ray+")):
+        print(_marginal(results, len(clips), len(more), args.workers))
     if "pool" in results and "one" in results:
         print(f"--workers {args.workers} / --workers 1 speed-up: {results['one'][0] / results['pool'][0]:.2f}×")
     if args.writer_ads > 0:
