@@ -26,7 +26,8 @@ each printed with the load average; the machine is shared and noisy, so read the
 `--only pool,ray --repeat 3 --writer-ads 0` compares Ray with the pool alone. `--marginal 18` also times
 the pool and Ray on 18 clips (the same first 6 and 12 more), in the same rounds, and splits each run into a
 fixed cost and a cost per ad (the line through the two sizes): Ray's throughput per ad, once started, against
-the pool's, apart from its start and stop.
+the pool's, apart from its start and stop. Take sizes well apart and multiples of --workers: with few clips the
+last one's wait for a free worker weighs on the line (2 and 3 clips gave Ray 77 % per ad, 6 and 18 gave 92 %).
 
 Measured on the 2-core machine, `--repeat 2`, load 2-4: 6 clips, --workers 2 14.8 s wall against 14.7 s for
 the two processes (99 %; 98 % before the models loaded without torchvision and the fork server started first);
@@ -179,9 +180,10 @@ def _marginal(results: dict[str, tuple[float, float]], n: int, m: int, workers: 
     per_ad = {}
     for name in ("pool", "ray"):
         per_ad[name] = (results[f"{name}+"][0] - results[name][0]) / (m - n)
+        cpu_per_ad = (results[f"{name}+"][1] - results[name][1]) / (m - n)
         fixed = results[name][0] - n * per_ad[name]
-        lines.append(f"{name}: {per_ad[name]:.2f} s per ad once running, {fixed:.1f} s fixed (lines through {n} "
-                     f"and {m} clips)")
+        lines.append(f"{name}: {per_ad[name]:.2f} s wall and {cpu_per_ad:.2f} CPU s per ad once running, "
+                     f"{fixed:.1f} s fixed (lines through {n} and {m} clips)")
     lines.append(f"--engine ray throughput per ad / --workers {workers}, start and stop apart: "
                  f"{per_ad['pool'] / per_ad['ray']:.0%}; whole run on {m} clips: "
                  f"{results['pool+'][0] / results['ray+'][0]:.0%}")
@@ -262,7 +264,7 @@ def main() -> None:
         results[name] = (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
         wall, cpu = results[name]
         ads = len(more) if name.endswith("+") else len(clips)
-        print(f"{titles[name]:32s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
+        print(f"{titles[name]:36s} {wall:7.1f} s wall  {cpu:7.1f} CPU s  utilisation {cpu / (wall * cores):5.0%} of "
               f"{cores} cores  {cpu / ads:5.1f} CPU s per ad  {ads / wall * 3600:6.0f} ads/hour")
     if "pool" in results and "halves" in results:
         print(f"--workers {args.workers} throughput / two independent processes: "

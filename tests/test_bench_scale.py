@@ -21,11 +21,13 @@ def bench():
 
 
 def test_marginal_splits_each_engine_into_a_fixed_cost_and_a_cost_per_ad(bench) -> None:
-    # pool: 4 s + 1.0 s per ad; Ray: 14 s + 1.25 s per ad (CPU seconds play no part)
-    results = {"pool": (10.0, 0.0), "pool+": (22.0, 0.0), "ray": (21.5, 0.0), "ray+": (36.5, 0.0)}
+    # pool: 4 s + 1.0 s per ad, 2.0 CPU s per ad; Ray: 14 s + 1.25 s per ad, 2.5 CPU s per ad
+    results = {"pool": (10.0, 20.0), "pool+": (22.0, 44.0), "ray": (21.5, 30.0), "ray+": (36.5, 60.0)}
     lines = bench._marginal(results, 6, 18, 2).splitlines()
-    assert lines[0] == "pool: 1.00 s per ad once running, 4.0 s fixed (lines through 6 and 18 clips)"
-    assert lines[1] == "ray: 1.25 s per ad once running, 14.0 s fixed (lines through 6 and 18 clips)"
+    assert lines[0] == ("pool: 1.00 s wall and 2.00 CPU s per ad once running, 4.0 s fixed "
+                        "(lines through 6 and 18 clips)")
+    assert lines[1] == ("ray: 1.25 s wall and 2.50 CPU s per ad once running, 14.0 s fixed "
+                        "(lines through 6 and 18 clips)")
     assert lines[2] == ("--engine ray throughput per ad / --workers 2, start and stop apart: 80%; "
                         "whole run on 18 clips: 60%")
 
