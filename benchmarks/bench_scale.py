@@ -34,7 +34,8 @@ the two processes (99 %; 98 % before the models loaded without torchvision and t
 --engine ray 24.0 s against 14.1 s for the pool (59 %; `--only pool,ray --repeat 3`: 56-61 %; 67-77 % before,
 when the pool started slower); 18 clips (`--clips 18 --only pool,ray`): 46.6 s against 36.8 s (79 %).
 `--only pool,ray --marginal 18 --repeat 2`: once running, Ray indexed each ad at 92 % of the pool's
-throughput (1.95 s against 1.79 s per ad); its fixed cost was 12.9 s against the pool's 4.4 s.
+throughput (1.95 s against 1.79 s per ad); its fixed cost was 12.9 s against the pool's 4.4 s (`--repeat 3` on
+another day: 80 %, 8.1 s against 3.6 s; per ad the two engines differ within this machine's noise).
 Nearly all of Ray's extra is a fixed cost of about 10 s wall and 11 CPU s a run (goal: within 15 % of the
 pool, which at 6 clips leaves Ray about 2.5 s; `cli.py --debug index --engine ray` logs its timeline):
 `ray.init` 3-5 s, a task reaching a fresh worker 1.8-2.5 s after submission (each Ray worker imports
